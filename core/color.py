@@ -1,0 +1,53 @@
+"""sRGB <-> linear light.  Inside the core images are float32 linear RGB; sRGB only at I/O."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def srgb_to_linear(v):
+    """IEC 61966-2-1 decoding of values in [0, 1]."""
+    v = np.asarray(v, dtype=np.float64)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(v):
+    """IEC 61966-2-1 encoding of linear values (clipped to [0, 1])."""
+    v = np.clip(np.asarray(v, dtype=np.float64), 0.0, 1.0)
+    return np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055)
+
+
+# decoding tables for 8- and 16-bit inputs
+LUT8_TO_LINEAR = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
+_LUT16_TO_LINEAR = None
+
+# encoding table: linear quantised to 16 bits -> 8-bit sRGB.  The 16-bit step (1.5e-5) is
+# finer than the smallest 8-bit sRGB step in linear light (3.0e-4 at black), so every
+# 8-bit value survives decode + encode unchanged.
+_ENC_BITS = 16
+LINEAR16_TO_SRGB8 = np.round(linear_to_srgb(np.arange(2 ** _ENC_BITS) / (2 ** _ENC_BITS - 1)) * 255).astype(np.uint8)
+
+
+def decode_srgb(img: np.ndarray) -> np.ndarray:
+    """uint8/uint16/float sRGB array -> float32 linear."""
+    global _LUT16_TO_LINEAR
+    if img.dtype == np.uint8:
+        return LUT8_TO_LINEAR[img]
+    if img.dtype == np.uint16:
+        if _LUT16_TO_LINEAR is None:
+            _LUT16_TO_LINEAR = srgb_to_linear(np.arange(65536) / 65535.0).astype(np.float32)
+        return _LUT16_TO_LINEAR[img]
+    return srgb_to_linear(img).astype(np.float32)
+
+
+def encode_srgb8(lin: np.ndarray) -> np.ndarray:
+    """float linear -> uint8 sRGB (through a 16-bit table: fast, and exact for 8-bit inputs)."""
+    scale = np.float32(2 ** _ENC_BITS - 1)
+    t = np.clip(lin, 0.0, 1.0).astype(np.float32, copy=False)
+    t = t * scale
+    t += np.float32(0.5)
+    return LINEAR16_TO_SRGB8[t.astype(np.uint16)]
+
+
+def encode_srgb16(lin: np.ndarray) -> np.ndarray:
+    """float linear -> uint16 sRGB (exact formula)."""
+    return np.round(linear_to_srgb(lin) * 65535).astype(np.uint16)

@@ -1,0 +1,269 @@
+"""The lens: physically based synthetic depth of field from an image and a disparity map.
+
+Conventions (used everywhere in refocus):
+
+* disparity ``d`` in [0, 1], 1 = nearest;
+* signed circle of confusion ``r = K * (d - d_f)`` in pixels (radius): ``r > 0`` in front
+  of the focal plane, ``r < 0`` behind it;
+* images are float32 linear RGB inside; sRGB only at I/O.
+
+How it works (details in ``onnx_models/lens_blur.py`` and ``onnx_models/guided_upsample.py``):
+
+1. A working scale ``s`` is chosen so the largest CoC is at most ``RADIUS_SLOTS`` pixels
+   and the working image at most ``PIXEL_BUDGET`` pixels: cost stays nearly flat in
+   blur size and resolution.
+2. Light sources clipped in the input get their energy back (``highlights.py``).
+3. The photo is split by CoC into depth slices at the working scale (numpy, below): each
+   full-resolution pixel is shared by the two slices around its CoC with linear weights,
+   then area-averaged, so depth edges stay exact within a block and slanted surfaces
+   blur continuously.
+4. The lens-blur graph fills disoccluded areas, blurs each slice with the aperture
+   kernel and composites far to near (partial occlusion on both sides of the focus).
+5. The guided-upsampling graph lays the blurred layers over the full-resolution
+   in-focus layer, cut by the full-resolution CoC map.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import aperture as _aperture
+from . import highlights as _highlights
+from .errors import BadInputError
+
+RADIUS_SLOTS = 8            # must match the lens_blur graph (checked at run time)
+PIXEL_BUDGET = 320_000      # largest working image, pixels
+STRIP_PIXELS = 4_000_000    # full-resolution pixels per guided-upsampling call (memory bound)
+MIN_BLUR = 0.25             # below this max |CoC| the image is returned unchanged
+
+
+@dataclass
+class RenderInfo:
+    scale: int = 1
+    max_coc: float = 0.0
+    working_size: tuple = (0, 0)
+    highlight_pixels: int = 0
+    device: str = "cpu"
+    timings: dict = field(default_factory=dict)
+
+
+def _validate(image, disparity, focus_disparity, K, shape, blades, rotation, highlight_gain):
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
+        raise BadInputError("image: expected an array of shape (H, W, 3) or (H, W)")
+    if image.ndim == 3 and image.shape[2] not in (1, 3):
+        raise BadInputError(f"image: expected 1 or 3 channels, got {image.shape[2]}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise BadInputError(f"image: empty image of shape {image.shape}")
+    disparity = np.asarray(disparity)
+    if disparity.ndim == 3 and disparity.shape[2] == 1:
+        disparity = disparity[..., 0]
+    if disparity.shape != image.shape[:2]:
+        raise BadInputError(f"disparity: shape {disparity.shape} does not match the image "
+                            f"({image.shape[0]}, {image.shape[1]})")
+    if not np.isfinite(disparity).all():
+        bad = int((~np.isfinite(disparity)).sum())
+        raise BadInputError(f"disparity: {bad} pixel(s) are NaN or infinite")
+    for name, v in (("focus_disparity", focus_disparity), ("K (blur)", K), ("highlight_gain", highlight_gain)):
+        if not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(float(v)):
+            raise BadInputError(f"{name}: {v!r} is not a finite number")
+    if not 0.0 <= focus_disparity <= 1.0:
+        raise BadInputError(f"focus_disparity: {focus_disparity} is outside [0, 1] (1 = nearest)")
+    if K < 0:
+        raise BadInputError(f"K (blur): {K} is negative; the blur strength must be >= 0")
+    if highlight_gain < 1.0:
+        raise BadInputError(f"highlight_gain: {highlight_gain} must be >= 1 (1 = no highlight recovery)")
+    _aperture.validate(shape, blades, rotation)
+    return disparity
+
+
+def choose_scale(height: int, width: int, max_coc: float) -> int:
+    """Working scale: max CoC <= RADIUS_SLOTS working pixels, working image <= PIXEL_BUDGET."""
+    by_blur = math.ceil(max_coc / RADIUS_SLOTS - 1e-9)
+    by_size = math.ceil(math.sqrt(height * width / PIXEL_BUDGET) - 1e-9)
+    return max(1, by_blur, by_size)
+
+
+def _block_mean(a: np.ndarray, s: int) -> np.ndarray:
+    """Mean over s x s blocks of an (hs, ws[, c]) float32 array (dimensions multiples of s)."""
+    if s == 1:
+        return a
+    import cv2
+    h, w = a.shape[0] // s, a.shape[1] // s
+    if a.ndim == 3 and a.shape[2] > 4:
+        return np.stack([_block_mean(a[..., c], s) for c in range(a.shape[2])], axis=-1)
+    return cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS) -> np.ndarray:
+    """Split an image into depth slices at working scale s.
+
+    img: (H, W, 3) float32 linear (dimensions multiples of s); rho: (H, W) CoC in working
+    pixels, within [-R, R).  Returns (2R+1, 5, H/s, W/s) float32 slots (see lens_blur.py):
+    a pixel whose CoC lies between the integers k and k+1 belongs with matte 1 to slot k
+    and with matte t = rho - k to slot k+1.
+    """
+    H, W = rho.shape
+    h, w = H // s, W // s
+    S = 2 * R + 1
+    k0 = np.floor(rho).astype(np.int16)
+    t = (rho - k0).astype(np.float32)
+    tI = img * t[..., None]
+    # block statistics of the fast path (all pixels of a block floor to the same slot)
+    mean_I = _block_mean(img, s)
+    mean_tI = _block_mean(tI, s)
+    mean_t = _block_mean(t, s)
+    if s == 1:
+        kmin = kmax = k0
+    else:
+        kb = k0.reshape(h, s, w, s)
+        kmin = kb.min(axis=(1, 3))
+        kmax = kb.max(axis=(1, 3))
+    out = np.zeros((S, 5, h, w), np.float32)
+    uni = kmin == kmax
+    yu, xu = np.nonzero(uni)
+    lo = kmin[yu, xu].astype(np.intp) + R
+    for c in range(3):
+        out[lo, c, yu, xu] = mean_I[yu, xu, c]
+        out[lo + 1, c, yu, xu] = mean_tI[yu, xu, c]
+    out[lo, 3, yu, xu] = 1.0
+    out[lo, 4, yu, xu] = 1.0
+    out[lo + 1, 3, yu, xu] = mean_t[yu, xu]
+    if not uni.all():
+        # mixed blocks (depth edges): accumulate pixel by pixel
+        mixed = ~uni
+        pm = np.repeat(np.repeat(mixed, s, axis=0), s, axis=1)
+        py, px = np.nonzero(pm)
+        cell = (py // s) * w + (px // s)
+        klo = k0[py, px].astype(np.intp) + R
+        tt = t[py, px]
+        inv = 1.0 / (s * s)
+        flat = out.reshape(S, 5, h * w)
+        n = S * h * w
+        idx_lo = klo * (h * w) + cell
+        idx_hi = idx_lo + h * w
+        vals = img[py, px]
+        for c in range(3):
+            flat[:, c] += (np.bincount(idx_lo, vals[:, c], n) + np.bincount(idx_hi, vals[:, c] * tt, n)).reshape(S, h * w) * inv
+        ones = np.bincount(idx_lo, None, n).reshape(S, h * w) * inv
+        flat[:, 3] += ones + np.bincount(idx_hi, tt, n).reshape(S, h * w) * inv
+        flat[:, 4] += ones
+    return out
+
+
+def _kernels(R: int, shape: str, blades: int, rotation: float) -> dict:
+    from refocus.onnx_models import kernel_input_name
+    feeds = {}
+    for i in range(2 * R + 1):
+        if i == R:
+            continue
+        k = _aperture.kernel(abs(i - R), shape, blades, rotation)
+        feeds[kernel_input_name(i)] = np.ascontiguousarray(np.broadcast_to(k, (4, 1) + k.shape))
+    return feeds
+
+
+def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: float, K: float, *,
+                  aperture: str = "circle", blades: int = 6, rotation: float = 0.0,
+                  highlight_gain: float = _highlights.DEFAULT_GAIN, device: str = "auto",
+                  info: RenderInfo | None = None) -> np.ndarray:
+    """Render shallow depth of field.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) float array, linear light, values >= 0.
+    disparity : (H, W) float array, d in [0, 1], 1 = nearest.
+    focus_disparity : disparity of the focal plane, in [0, 1].
+    K : blur strength, CoC radius in pixels per unit of disparity (>= 0).
+    aperture, blades, rotation : bokeh shape: ``"circle"`` or ``"polygon"`` with `blades`
+        blades turned by `rotation` degrees.
+    highlight_gain : radiance given back to clipped light sources (1 = off).
+    device : ``auto``, ``cpu``, ``cuda``, ``directml`` or ``coreml``.
+    info : optional :class:`RenderInfo` filled with what was done.
+
+    Returns
+    -------
+    float32 array of the image's shape, linear light in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np, refocus
+    >>> img = np.zeros((64, 64, 3), np.float32); img[32, 32] = 1.0
+    >>> d = np.zeros((64, 64), np.float32)
+    >>> out = refocus.render_linear(img, d, focus_disparity=1.0, K=6.0, highlight_gain=1.0)
+    >>> round(float(out.sum()), 2)   # the point became a disc, energy kept
+    3.0
+    """
+    from refocus import runtime
+    t0 = time.perf_counter()
+    info = info if info is not None else RenderInfo()
+    disparity = _validate(image, disparity, focus_disparity, K, aperture, blades, rotation, highlight_gain)
+    squeeze = None
+    if image.ndim == 2 or image.shape[2] == 1:
+        squeeze = image.shape
+        image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    H, W = disparity.shape
+    coc = (np.float32(K) * (disparity.astype(np.float32) - np.float32(focus_disparity)))
+    max_coc = float(np.abs(coc).max())
+    info.max_coc = max_coc
+    if max_coc < MIN_BLUR:
+        out = np.clip(image, 0.0, 1.0)
+        return out.reshape(squeeze) if squeeze else out
+
+    lens = runtime.graph_session("lens_blur", device)
+    up = runtime.graph_session("guided_upsample", device)
+    info.device = runtime.choose(device)[1]
+    R = int(lens.get_modelmeta().custom_metadata_map.get("radius_slots", -1))
+    if R != RADIUS_SLOTS:
+        from .errors import ModelError
+        raise ModelError(f"lens_blur graph has {R} radius slots, this code needs {RADIUS_SLOTS}; "
+                         "rebuild it with: python -m refocus.onnx_models")
+    s = choose_scale(H, W, max_coc)
+    info.scale = s
+    h, w = -(-H // s), -(-W // s)
+    info.working_size = (w, h)
+    rho = coc / np.float32(s)
+    np.clip(rho, -R, R - 1e-3, out=rho)
+    t1 = time.perf_counter()
+
+    boosted, info.highlight_pixels = _highlights.boost(image, highlight_gain)
+    t2 = time.perf_counter()
+    if (h * s, w * s) != (H, W):
+        pad = ((0, h * s - H), (0, w * s - W))
+        boosted = np.pad(boosted, pad + ((0, 0),), mode="edge")
+        rho_p = np.pad(rho, pad, mode="edge")
+    else:
+        rho_p = rho
+    slices = split_slices(boosted, rho_p, s, R)
+    del boosted
+    t3 = time.perf_counter()
+    feeds = {"slices": slices}
+    feeds.update(_kernels(R, aperture, blades, rotation))
+    back, backf, front = lens.run(["back", "backf", "front"], feeds)
+    t4 = time.perf_counter()
+
+    # guided upsampling, in strips of full rows (bounded memory); strips start on block rows
+    low = np.concatenate([back, backf, front], axis=1)[0].transpose(1, 2, 0)   # (h, w, 10)
+    out = np.empty((H, W, 3), np.float32)
+    rows = max(s, (STRIP_PIXELS // max(W, 1)) // s * s)
+    for y0 in range(0, H, rows):
+        y1 = min(H, y0 + rows)
+        ly0 = max(0, y0 // s - 1)
+        ly1 = min(h, -(-y1 // s) + 1)
+        chunk = low[ly0:ly1]
+        res = up.run(["linear"], {
+            "image": image[None, y0:y1],
+            "rho": rho[None, y0:y1, :, None],
+            "low": np.ascontiguousarray(chunk[None]),
+            "upsize": np.array([(ly1 - ly0) * s, w * s], np.int64),
+            "crop": np.array([y0 - ly0 * s, 0], np.int64),
+        })[0]
+        out[y0:y1] = res[0]
+    t5 = time.perf_counter()
+    info.timings.update({"prepare": t1 - t0, "highlights": t2 - t1, "slices": t3 - t2,
+                         "lens_graph": t4 - t3, "upsample_graph": t5 - t4})
+    if squeeze:
+        out = out.mean(axis=2).reshape(squeeze)
+    return out

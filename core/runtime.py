@@ -1,0 +1,113 @@
+"""onnxruntime sessions: the one place where execution providers are chosen.
+
+Order for ``device="auto"``: CUDA, DirectML, CoreML when the installed onnxruntime build
+offers them, always with the CPU provider last as a fallback.  An explicit device that the
+build does not offer falls back to the CPU with a one-line notice naming the wheel to
+install.  Sessions are cached per (graph, providers).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+from .errors import BadInputError, ModelError
+
+DEVICES = ("auto", "cpu", "cuda", "directml", "coreml")
+PROVIDER_OF = {
+    "cuda": "CUDAExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+AUTO_ORDER = ("cuda", "directml", "coreml")
+WHEEL_OF = {"cuda": "onnxruntime-gpu", "directml": "onnxruntime-directml", "coreml": "onnxruntime (macOS)"}
+
+_lock = threading.Lock()
+_sessions: dict = {}
+_notified: set = set()
+
+
+def _notice(msg: str) -> None:
+    """Print a one-line notice once per process (stderr)."""
+    if msg not in _notified:
+        _notified.add(msg)
+        print(f"refocus: {msg}", file=sys.stderr)
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+    return list(ort.get_available_providers())
+
+
+def choose(device: str = "auto") -> tuple[list[str], str]:
+    """Return (providers in priority order, name of the device that will run).
+
+    The CPU provider is always last, so onnxruntime can fall back to it.
+    """
+    device = (device or "auto").lower()
+    if device not in DEVICES:
+        raise BadInputError(f"--device: unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    avail = set(available_providers())
+    if device == "auto":
+        for d in AUTO_ORDER:
+            if PROVIDER_OF[d] in avail:
+                return [PROVIDER_OF[d], PROVIDER_OF["cpu"]], d
+        return [PROVIDER_OF["cpu"]], "cpu"
+    if device == "cpu":
+        return [PROVIDER_OF["cpu"]], "cpu"
+    if PROVIDER_OF[device] in avail:
+        return [PROVIDER_OF[device], PROVIDER_OF["cpu"]], device
+    _notice(f"{device} is not available in this onnxruntime build "
+            f"(install {WHEEL_OF[device]} instead of onnxruntime); running on the CPU")
+    return [PROVIDER_OF["cpu"]], "cpu"
+
+
+def _session_options():
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    threads = int(os.environ.get("REFOCUS_THREADS", "0") or 0)
+    so.intra_op_num_threads = threads if threads > 0 else (os.cpu_count() or 1)
+    so.log_severity_level = 3
+    return so
+
+
+def session_for_file(path: Path, device: str = "auto"):
+    """A cached InferenceSession for an .onnx file."""
+    import onnxruntime as ort
+    providers, _ = choose(device)
+    key = (str(path), tuple(providers))
+    with _lock:
+        if key not in _sessions:
+            if not Path(path).is_file():
+                raise ModelError(f"{path}: ONNX file not found")
+            try:
+                _sessions[key] = ort.InferenceSession(str(path), _session_options(), providers=providers)
+            except Exception as e:  # onnxruntime raises its own exception types
+                raise ModelError(f"{path}: onnxruntime cannot load this graph ({e})") from e
+        return _sessions[key]
+
+
+def graph_session(name: str, device: str = "auto"):
+    """Session of one of the project's own graphs, after checking its version stamp."""
+    from refocus import onnx_models
+    path = onnx_models.graph_path(name)
+    rebuild = "rebuild it with: python -m refocus.onnx_models"
+    if not path.is_file():
+        raise ModelError(f"{path}: the {name} graph is missing; {rebuild}")
+    sess = session_for_file(path, device)
+    meta = sess.get_modelmeta().custom_metadata_map
+    want = onnx_models.expected_version(name)
+    got = meta.get("refocus_graph_version")
+    if got != want:
+        raise ModelError(f"{path}: graph version {got} does not match this refocus (needs {want}); {rebuild}")
+    return sess
+
+
+def describe() -> dict:
+    import onnxruntime as ort
+    providers, device = choose("auto")
+    return {"onnxruntime": ort.__version__, "available_providers": available_providers(),
+            "auto_device": device, "auto_providers": providers}

@@ -1,0 +1,49 @@
+"""refocus: synthetic shallow depth of field for ordinary photos.
+
+One import name, ``refocus``; the top-level folders map onto it:
+
+    core/         -> refocus              (the shared core: renderer, runtime, I/O, CLI)
+    onnx_models/  -> refocus.onnx_models  (builders of the project's ONNX graphs + built files)
+    batch/        -> refocus.batch        (folder processing)
+    plugin_gimp/  -> refocus.plugin_gimp  (GIMP 3 plug-in)
+"""
+import re
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "core" / "_version.py").read_text()).group(1)
+
+setup(
+    name="refocus",
+    version=VERSION,
+    description="Synthetic shallow depth of field for ordinary photos (lens blur from a single image)",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=["refocus", "refocus.onnx_models", "refocus.batch", "refocus.plugin_gimp"],
+    package_dir={
+        "refocus": "core",
+        "refocus.onnx_models": "onnx_models",
+        "refocus.batch": "batch",
+        "refocus.plugin_gimp": "plugin_gimp",
+    },
+    package_data={"refocus.onnx_models": ["graphs/*.onnx", "graphs/manifest.json"],
+                  "refocus": ["samples/*"]},
+    install_requires=[
+        "numpy>=1.23",
+        "onnxruntime>=1.16",
+        "pillow>=10",
+        "click>=8.1",
+        "opencv-python-headless>=4.8,<5",
+        "tifffile>=2023.1",
+        "platformdirs>=3",
+    ],
+    extras_require={
+        "build-graphs": ["onnx>=1.15"],
+        "test": ["pytest>=7", "onnx>=1.15", "scikit-image>=0.21"],
+    },
+    entry_points={"console_scripts": ["refocus=refocus.cli:main"]},
+)
