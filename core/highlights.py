@@ -10,56 +10,95 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_GAIN = 6.0          # radiance of a recovered highlight, in multiples of the clip level
-CLIP_LEVEL = 0.98           # linear value from which a channel counts as clipped
-RAMP_START = 0.85           # boost fades in from here, so anti-aliased rims stay smooth
-MAX_AREA_FRACTION = 0.002   # a light source covers at most this fraction of the frame ...
+DEFAULT_GAIN = 4.0          # radiance of a recovered highlight, in multiples of the clip level
+CLIP_LEVEL = 0.95           # linear value from which a pixel counts as clipped (all channels)
+RAMP_START = 0.80           # boost fades in from here, so anti-aliased rims stay smooth
+MAX_AREA_FRACTION = 0.004   # a light source covers at most this fraction of the frame ...
 MIN_MAX_AREA = 64           # ... but at least this many pixels are allowed
-SURROUND_MAX = 0.45         # mean linear luminance around a light source must stay below this
+SURROUND_MAX = 0.40         # mean linear luminance around a light source must stay below this
+SURROUND_SIZE = 0.1         # ... measured over a box this fraction of the longer image side
+SURROUND_REF = 0.15         # a light in surroundings this bright gets `gain`; darker -> more
 
 
-def highlight_mask(lin: np.ndarray) -> np.ndarray:
-    """float32 weight in [0, 1] of 'this pixel is part of a clipped light source'."""
+def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
+    """Where and how much clipped light sources are raised.
+
+    Returns ``(y0, x0, factor)``: a float32 crop ``factor`` (1 = untouched) whose top-left
+    corner is at (y0, x0) in the image, or None when nothing is a light source.  The
+    darker the surroundings of a light source, the more the exposure was set for them and
+    the more the light itself was overexposed: the gain scales with
+    SURROUND_REF / surround luminance, between 2 and 3 x `gain`.
+    """
     import cv2
     h, w = lin.shape[:2]
-    v = lin.max(axis=2) if lin.ndim == 3 else lin
-    core = (v >= CLIP_LEVEL).astype(np.uint8)
+    if lin.ndim == 3:
+        core = (lin[..., 0] >= CLIP_LEVEL) & (lin[..., 1] >= CLIP_LEVEL) & (lin[..., 2] >= CLIP_LEVEL)
+    else:
+        core = lin >= CLIP_LEVEL
     if not core.any():
-        return np.zeros((h, w), np.float32)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+        return None
+    core = core.view(np.uint8)
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(core, connectivity=8)
     max_area = max(MIN_MAX_AREA, MAX_AREA_FRACTION * h * w)
     small = stats[:, cv2.CC_STAT_AREA] <= max_area
     small[0] = False
-    if not small[1:].any():
-        return np.zeros((h, w), np.float32)
-    # luminance of the surroundings, ignoring all clipped pixels
+    if not small.any():
+        return None
+    # luminance of the surroundings, ignoring clipped pixels, on a reduced copy
+    f = max(1, int(round(max(h, w) / 640)))
     lum = (lin.mean(axis=2) if lin.ndim == 3 else lin).astype(np.float32)
     free = 1.0 - core.astype(np.float32)
-    k = max(7, int(round(0.01 * max(h, w))) | 1)
-    num = cv2.boxFilter(lum * free, -1, (k, k), normalize=False, borderType=cv2.BORDER_REFLECT)
+    if f > 1:
+        sw, sh = max(1, w // f), max(1, h // f)
+        lum = cv2.resize(lum * free, (sw, sh), interpolation=cv2.INTER_AREA)
+        free = cv2.resize(free, (sw, sh), interpolation=cv2.INTER_AREA)
+    else:
+        lum = lum * free
+    k = max(7, int(round(SURROUND_SIZE * max(h, w) / f)) | 1)
+    num = cv2.boxFilter(lum, -1, (k, k), normalize=False, borderType=cv2.BORDER_REFLECT)
     den = cv2.boxFilter(free, -1, (k, k), normalize=False, borderType=cv2.BORDER_REFLECT)
-    surround = num / np.maximum(den, 1.0)
-    # per component: mean surround over its pixels
-    sums = np.bincount(labels.ravel(), weights=surround.ravel(), minlength=n)
-    mean_surround = sums / np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
+    surround = num / np.maximum(den, 1e-3)
+    cy = np.clip((cents[:, 1] / f).astype(int), 0, surround.shape[0] - 1)
+    cx = np.clip((cents[:, 0] / f).astype(int), 0, surround.shape[1] - 1)
+    mean_surround = surround[cy, cx]
     keep = small & (mean_surround < SURROUND_MAX)
     if not keep.any():
-        return np.zeros((h, w), np.float32)
-    sel = keep[labels].astype(np.uint8)
-    sel = cv2.dilate(sel, np.ones((3, 3), np.uint8))          # include the anti-aliased rim
+        return None
+    comp_gain = np.where(keep, np.clip(gain * SURROUND_REF / np.maximum(mean_surround, 1e-3),
+                                       min(2.0, gain), 3.0 * gain), 1.0).astype(np.float32)
+    st = stats[keep]
+    y0 = max(0, int(st[:, cv2.CC_STAT_TOP].min()) - 1)
+    x0 = max(0, int(st[:, cv2.CC_STAT_LEFT].min()) - 1)
+    y1 = min(h, int((st[:, cv2.CC_STAT_TOP] + st[:, cv2.CC_STAT_HEIGHT]).max()) + 1)
+    x1 = min(w, int((st[:, cv2.CC_STAT_LEFT] + st[:, cv2.CC_STAT_WIDTH]).max()) + 1)
+    g = comp_gain[labels[y0:y1, x0:x1]]
+    g = cv2.dilate(g, np.ones((3, 3), np.uint8))              # include the anti-aliased rim
+    crop = lin[y0:y1, x0:x1]
+    v = crop.min(axis=2) if crop.ndim == 3 else crop
     ramp = np.clip((v - RAMP_START) / (CLIP_LEVEL - RAMP_START), 0.0, 1.0)
-    return (ramp * sel).astype(np.float32)
+    return y0, x0, (1.0 + (g - 1.0) * ramp).astype(np.float32)
 
 
-def boost(lin: np.ndarray, gain: float = DEFAULT_GAIN) -> tuple[np.ndarray, int]:
-    """Return (image with light sources scaled towards `gain` x, number of boosted pixels)."""
+def boost(lin: np.ndarray, gain: float = DEFAULT_GAIN, blur_weight: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Return (image with light sources scaled towards `gain` x, number of boosted pixels).
+
+    `blur_weight` (H, W) in [0, 1], optional: how much each pixel will be blurred; light
+    sources that stay in focus keep their clipped value (they stay clipped in the output).
+    """
     if gain <= 1.0:
         return lin, 0
-    m = highlight_mask(lin)
-    ys, xs = np.nonzero(m)
+    found = highlight_mask(lin, gain)
+    if found is None:
+        return lin, 0
+    y0, x0, factor = found
+    m = factor - 1.0
+    if blur_weight is not None:
+        m *= blur_weight[y0:y0 + m.shape[0], x0:x0 + m.shape[1]]
+    ys, xs = np.nonzero(m > 1e-6)
     if ys.size == 0:
         return lin, 0
     out = lin.copy()
-    f = 1.0 + (gain - 1.0) * m[ys, xs]
+    f = 1.0 + m[ys, xs]
+    ys, xs = ys + y0, xs + x0
     out[ys, xs] *= f[:, None] if out.ndim == 3 else f
     return out, int(ys.size)

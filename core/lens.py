@@ -36,7 +36,7 @@ from .errors import BadInputError
 
 RADIUS_SLOTS = 8            # must match the lens_blur graph (checked at run time)
 PIXEL_BUDGET = 320_000      # largest working image, pixels
-STRIP_PIXELS = 4_000_000    # full-resolution pixels per guided-upsampling call (memory bound)
+STRIP_PIXELS = 1_000_000    # full-resolution pixels per guided-upsampling call (memory bound)
 MIN_BLUR = 0.25             # below this max |CoC| the image is returned unchanged
 
 
@@ -81,7 +81,7 @@ def _validate(image, disparity, focus_disparity, K, shape, blades, rotation, hig
 
 def choose_scale(height: int, width: int, max_coc: float) -> int:
     """Working scale: max CoC <= RADIUS_SLOTS working pixels, working image <= PIXEL_BUDGET."""
-    by_blur = math.ceil(max_coc / RADIUS_SLOTS - 1e-9)
+    by_blur = math.ceil(max_coc / RADIUS_SLOTS - 1e-4)
     by_size = math.ceil(math.sqrt(height * width / PIXEL_BUDGET) - 1e-9)
     return max(1, by_blur, by_size)
 
@@ -228,7 +228,9 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     np.clip(rho, -R, R - 1e-3, out=rho)
     t1 = time.perf_counter()
 
-    boosted, info.highlight_pixels = _highlights.boost(image, highlight_gain)
+    # light sources that stay in focus (|rho| < 1 working pixel) need no energy back
+    blur_weight = np.clip(np.abs(rho) - 0.5, 0.0, 1.0)
+    boosted, info.highlight_pixels = _highlights.boost(image, highlight_gain, blur_weight)
     t2 = time.perf_counter()
     if (h * s, w * s) != (H, W):
         pad = ((0, h * s - H), (0, w * s - W))
@@ -245,7 +247,8 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     t4 = time.perf_counter()
 
     # guided upsampling, in strips of full rows (bounded memory); strips start on block rows
-    low = np.concatenate([back, backf, front], axis=1)[0].transpose(1, 2, 0)   # (h, w, 10)
+    low = np.concatenate([front[:, :3], 1.0 - front[:, 3:4], back, backf], axis=1)[0].transpose(1, 2, 0)
+    low = np.ascontiguousarray(low)                                             # (h, w, 10)
     out = np.empty((H, W, 3), np.float32)
     rows = max(s, (STRIP_PIXELS // max(W, 1)) // s * s)
     for y0 in range(0, H, rows):

@@ -5,8 +5,12 @@ slices) is the guide.  It gives, at full resolution and with sharp edges, the ma
 the in-focus layer ``m`` and whether a pixel lies in front of the focal plane.  The
 result is::
 
-    X   = m * image + (1 - m) * (front_pixel ? up(backf) : up(back))
-    out = up(front.rgb) + (1 - up(front.alpha)) * X
+    X   = m * image + (1 - m) * up(behind)
+    out = up(front.rgb) + up(1 - front.alpha) * X
+
+where ``behind`` is the blurred scene behind the focal plane (``back`` of the lens-blur
+graph), or, at pixels of objects in front of the focal plane (rho >= 1), that scene with
+the in-focus layer's disocclusion fill over it (``backf``).
 
 so in-focus pixels that nothing blurred lies over come back exactly as they were, the
 silhouette of a sharp subject is cut at full resolution (no blurred background bleeds
@@ -31,7 +35,7 @@ def build():
     g = GraphBuilder(NAME)
     image = g.input("image", [1, "H", "W", 3])          # channels last: no transposes at full size
     rho = g.input("rho", [1, "H", "W", 1])
-    low = g.input("low", [1, "h", "w", 10])             # back (3), backf (3), front (4)
+    low = g.input("low", [1, "h", "w", 10])             # front rgb, 1 - front alpha, back, backf
     upsize = g.input("upsize", [2], TensorProto.INT64)
     crop = g.input("crop", [2], TensorProto.INT64)
 
@@ -44,9 +48,9 @@ def build():
     is_front = g.op("Cast", [g.op("GreaterOrEqual", [rho, g.const(1.0)])], to=TensorProto.FLOAT)
     m = g.mul(g.clip01(g.add(rho, g.const(1.0))), g.one_minus(is_front))
     last = lambda a, b: g.op("Slice", [up, g.i64(a), g.i64(b), g.i64(3)])
-    b, bf, f_rgb, f_a = last(0, 3), last(3, 6), last(6, 9), last(9, 10)
+    f_rgb, transmit, b, bf = last(0, 3), last(3, 4), last(4, 7), last(7, 10)
     behind = g.add(b, g.mul(is_front, g.sub(bf, b)))
     x = g.add(behind, g.mul(m, g.sub(image, behind)))
-    out = g.add(f_rgb, g.mul(g.one_minus(f_a), x))
+    out = g.add(f_rgb, g.mul(transmit, x))
     g.output(g.clip01(out), "linear", [1, "H", "W", 3])
     return g.model(VERSION, __doc__.split("\n\n")[0])

@@ -41,11 +41,15 @@ EPS = 1e-6
 def _fill(g: GraphBuilder, layer: str, known: str) -> str:
     """Pull-push fill of a premultiplied RGBA layer where `known` < 1.
 
-    layer: (1,4,h,w) premultiplied colour + alpha, already scaled by `known`.
-    known: (1,1,h,w) fraction of each pixel whose content is known (this slot or farther).
+    layer: (N,4,h,w) premultiplied colour + alpha, already scaled by `known`.
+    known: (N,1,h,w) fraction of each pixel whose content is known (this slot or farther).
     Returns the layer with the unknown part replaced by interpolated content.
     """
-    data = [g.op("Concat", [layer, known], axis=1)]
+    # the pull uses colour clipped to the clip level: recovered highlights (colour > 1)
+    # keep their energy where they are, but are not smeared into the filled area
+    rgb, alpha = g.channels(layer, 0, 3), g.channels(layer, 3, 4)
+    clipped = g.op("Min", [rgb, alpha])
+    data = [g.op("Concat", [clipped, alpha, known], axis=1)]
     for _ in range(PYRAMID_LEVELS):
         avg = g.op("AveragePool", [data[-1]], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
         k = g.channels(avg, 4, 5)
@@ -57,7 +61,8 @@ def _fill(g: GraphBuilder, layer: str, known: str) -> str:
     for lvl in range(PYRAMID_LEVELS - 1, -1, -1):
         d = data[lvl]
         up = g.resize_to(filled, d)
-        filled = g.add(g.channels(d, 0, 4), g.mul(g.one_minus(g.channels(d, 4, 5)), up))
+        own = layer if lvl == 0 else g.channels(d, 0, 4)
+        filled = g.add(own, g.mul(g.one_minus(g.channels(d, 4, 5)), up))
     return filled
 
 
@@ -91,10 +96,11 @@ def build():
     kernels = {i: g.input(kernel_input_name(i), [4, 1, f"k{i}", f"k{i}"]) for i in range(S) if i != R}
     known = g.op("CumSum", [g.channels(slices, 4, 5), g.const(0, dtype="int64")])
     known = g.op("Min", [known, g.const(1.0)])
+    # one batched pull-push fills every slot at once (slots are the batch dimension)
+    filled = _fill(g, g.channels(slices, 0, 4), known)
 
     def slot_layer(i):
-        s = g.index0(slices, i)
-        return _fill(g, g.channels(s, 0, 4), g.index0(known, i))
+        return g.index0(filled, i)
 
     back = None
     for i in range(R):                       # behind the focal plane, far to near

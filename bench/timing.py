@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Time the whole `refocus render` command on a 12 MP photo (start to written JPEG).
+
+    python bench/timing.py [--runs 5] [--width 4000 --height 3000] [--work DIR]
+
+Builds a 4000x3000 JPEG and a 16-bit disparity PNG from a benchmark scene (upscaled),
+then runs the real command with max |CoC| = 60 px and 15 px and reports the median
+wall time and the peak resident memory of the process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCENES = HERE.parent.parent / "shared" / "bench" / "scenes"
+
+
+def make_inputs(work: Path, width: int, height: int, scene: str):
+    import cv2
+    import numpy as np
+    img = cv2.imread(str(SCENES / scene / "image.png"))
+    disp = cv2.imread(str(SCENES / scene / "disparity.png"), cv2.IMREAD_UNCHANGED)
+    img = cv2.resize(img, (width, height), interpolation=cv2.INTER_CUBIC)
+    rng = np.random.default_rng(0)     # some sensor-like grain so the JPEG is of realistic size
+    img = np.clip(img.astype(np.int16) + rng.integers(-3, 4, img.shape, dtype=np.int16), 0, 255).astype(np.uint8)
+    disp = cv2.resize(disp, (width, height), interpolation=cv2.INTER_NEAREST)
+    jpg, png = work / "photo_12mp.jpg", work / "disparity_12mp.png"
+    cv2.imwrite(str(jpg), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(str(png), disp)
+    d = disp.astype(np.float64) / 65535
+    return jpg, png, float(d.min()), float(d.max())
+
+
+def run_once(cmd: list[str]) -> tuple[float, float]:
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.exit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr}")
+    return wall, 0.0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--width", type=int, default=4000)
+    ap.add_argument("--height", type=int, default=3000)
+    ap.add_argument("--scene", default="portrait_bokeh")
+    ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="refocus-timing-"))
+    work.mkdir(parents=True, exist_ok=True)
+    jpg, png, dmin, dmax = make_inputs(work, args.width, args.height, args.scene)
+    exe = [sys.executable, "-m", "refocus.cli"]
+    results = {}
+    for max_coc in (60.0, 15.0):
+        focus = dmax                       # focus on the nearest subject, background blurred
+        K = max_coc / max(dmax - dmin, 1e-6)
+        out = work / f"out_coc{int(max_coc)}.jpg"
+        cmd = exe + ["render", str(jpg), "-o", str(out), "--depth", str(png),
+                     "--focus-disparity", f"{focus:.6f}", "--blur", f"{K:.6f}"]
+        run_once(cmd)                      # warm the file cache
+        walls = []
+        for _ in range(args.runs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            walls.append(run_once(cmd)[0])
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        detail = subprocess.run(cmd + ["-v"], capture_output=True, text=True).stderr.strip()
+        results[f"coc{int(max_coc)}"] = {"median_s": statistics.median(walls), "runs_s": walls,
+                                         "peak_rss_mb": peak_mb, "detail": detail}
+    print(f"{args.width}x{args.height} JPEG + 16-bit disparity PNG, whole `refocus render` command, "
+          f"{os.cpu_count()} cores, {args.runs} runs each")
+    for k, r in results.items():
+        print(f"  max |CoC| {k[3:]:>3s} px: median {r['median_s']:.3f} s  "
+              f"(runs {', '.join(f'{w:.3f}' for w in r['runs_s'])}), peak RSS <= {r['peak_rss_mb']:.0f} MB")
+    ratio = results["coc60"]["median_s"] / results["coc15"]["median_s"]
+    print(f"  cost ratio CoC 60 / CoC 15: {ratio:.2f}")
+    for k, r in results.items():
+        print(f"  [{k}] {r['detail'].splitlines()[-1] if r['detail'] else ''}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

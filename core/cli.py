@@ -1,0 +1,90 @@
+"""The ``refocus`` command.  Heavy modules are imported inside the commands, so
+``refocus --version`` and ``--help`` answer at once."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ._version import __version__
+
+DEVICE_CHOICES = ["auto", "cpu", "cuda", "directml", "coreml"]
+
+
+def _fail(e: Exception, debug: bool):
+    if debug:
+        raise e
+    click.echo(f"refocus: error: {e}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="refocus")
+def main():
+    """refocus: synthetic shallow depth of field for ordinary photos."""
+
+
+@main.command()
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Output file; its extension picks the format (.jpg, .png, .tif).")
+@click.option("--depth", required=True, type=click.Path(dir_okay=False),
+              help="Disparity map (grey PNG/TIFF 8/16-bit, float TIFF or .npy; 1 = near).")
+@click.option("--depth-kind", type=click.Choice(["disparity", "depth"]), default="disparity", show_default=True,
+              help="What the map holds: disparity (larger = nearer) or depth (larger = farther).")
+@click.option("--focus-disparity", "focus_disparity", required=True, type=float,
+              help="Disparity of the focal plane, in [0, 1].")
+@click.option("--blur", "K", required=True, type=float,
+              help="Blur strength K: CoC radius in pixels per unit of disparity, r = K*(d - focus).")
+@click.option("--aperture", type=click.Choice(["circle", "polygon"]), default="circle", show_default=True,
+              help="Shape of the bokeh.")
+@click.option("--blades", type=int, default=6, show_default=True, help="Number of blades of a polygon aperture.")
+@click.option("--rotation", type=float, default=0.0, show_default=True, help="Rotation of the polygon, degrees.")
+@click.option("--highlight-gain", type=float, default=None,
+              help="Energy given back to clipped light sources (1 = off; default 4).")
+@click.option("--bits", type=click.Choice(["8", "16"]), default=None,
+              help="Bit depth of PNG output (default: that of the input; TIFF is 16-bit).")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
+@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
+              help="Where the graphs run; auto = CUDA, DirectML, CoreML if present, else CPU.")
+@click.option("-v", "--verbose", is_flag=True, help="Print what was done and the timings.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def render(input, output, depth, depth_kind, focus_disparity, K, aperture, blades, rotation, highlight_gain,
+           bits, quality, device, verbose, debug):
+    """Render INPUT as a lens focused at --focus-disparity would have captured it."""
+    from .errors import RefocusError
+    from .highlights import DEFAULT_GAIN
+    from .render import render_file
+    try:
+        info = render_file(input, output, depth=depth, focus_disparity=focus_disparity, K=K, aperture=aperture,
+                           blades=blades, rotation=rotation,
+                           highlight_gain=DEFAULT_GAIN if highlight_gain is None else highlight_gain,
+                           depth_kind=depth_kind, device=device, bits=int(bits) if bits else None,
+                           quality=quality)
+    except RefocusError as e:
+        _fail(e, debug)
+    if verbose:
+        t = info.timings
+        click.echo(f"{output}: max CoC {info.max_coc:.1f} px, working scale 1/{info.scale} "
+                   f"({info.working_size[0]}x{info.working_size[1]}), {info.highlight_pixels} highlight px, "
+                   f"device {info.device}", err=True)
+        click.echo("timings: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in t.items()), err=True)
+
+
+@main.command()
+def info():
+    """Print the version, onnxruntime, execution providers and the one that will be used."""
+    from . import runtime
+    from .onnx_models_info import graph_lines
+    d = runtime.describe()
+    click.echo(f"refocus {__version__}")
+    click.echo(f"python {sys.version.split()[0]}")
+    click.echo(f"onnxruntime {d['onnxruntime']}")
+    click.echo(f"available execution providers: {', '.join(d['available_providers'])}")
+    click.echo(f"device used by --device auto: {d['auto_device']} ({' > '.join(d['auto_providers'])})")
+    for line in graph_lines():
+        click.echo(line)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,306 @@
+"""Reading and writing photos and depth maps (the edges of the core: sRGB in, sRGB out).
+
+Pixels are decoded with OpenCV (fast, 8/16-bit); the format is identified from the
+file's content with Pillow, which also provides the metadata (EXIF orientation, ICC
+profile, EXIF block).  Every output is written to a temporary file in the destination
+folder and renamed into place, so an interrupted run never leaves a half-written file
+under the final name, and an input file is never overwritten.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .color import decode_srgb, encode_srgb8, encode_srgb16
+from .errors import BadInputError, OutputError, UnsupportedFormatError
+
+READABLE = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "MPO")
+WRITE_EXTS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
+MAX_PIXELS = int(os.environ.get("REFOCUS_MAX_PIXELS", 200_000_000))
+
+
+@dataclass
+class Photo:
+    """A decoded photo: linear RGB float32 (orientation applied) and its metadata."""
+    linear: np.ndarray
+    path: Path | None = None
+    bits: int = 8
+    grey: bool = False
+    icc: bytes | None = None
+    exif: bytes | None = None
+    format: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+def _identify(path: Path):
+    from PIL import Image, UnidentifiedImageError
+    if not path.exists():
+        raise BadInputError(f"{path}: file not found")
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise UnsupportedFormatError(f"{path}: empty file (0 bytes)")
+    try:
+        im = Image.open(path)
+    except UnidentifiedImageError:
+        raise UnsupportedFormatError(f"{path}: not an image refocus can read "
+                                     f"(supported: {', '.join(READABLE)})") from None
+    except OSError as e:
+        raise UnsupportedFormatError(f"{path}: cannot read image ({e})") from None
+    return im
+
+
+_ORIENT = {  # EXIF orientation -> operations on the stored pixels to display them upright
+    2: ("flip_lr",), 3: ("rot180",), 4: ("flip_ud",), 5: ("transpose",),
+    6: ("rot_cw",), 7: ("transverse",), 8: ("rot_ccw",),
+}
+
+
+def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Return the stored array `a` turned as EXIF `orientation` says it is displayed."""
+    if orientation == 2:
+        return a[:, ::-1]
+    if orientation == 3:
+        return a[::-1, ::-1]
+    if orientation == 4:
+        return a[::-1]
+    if orientation == 5:
+        return np.swapaxes(a, 0, 1)
+    if orientation == 6:
+        return np.swapaxes(a, 0, 1)[:, ::-1]
+    if orientation == 7:
+        return np.swapaxes(a, 0, 1)[::-1, ::-1]
+    if orientation == 8:
+        return np.swapaxes(a, 0, 1)[::-1]
+    return a
+
+
+def read_photo(path) -> Photo:
+    """Read a JPEG/PNG/TIFF/WebP photo as linear RGB (EXIF orientation applied)."""
+    import cv2
+    path = Path(path)
+    im = _identify(path)
+    fmt = im.format or ""
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        raise BadInputError(f"{path}: {w}x{h} = {w * h / 1e6:.0f} MP exceeds the limit of "
+                            f"{MAX_PIXELS / 1e6:.0f} MP (set REFOCUS_MAX_PIXELS to raise it)")
+    icc = im.info.get("icc_profile")
+    exif = im.info.get("exif")
+    try:
+        orientation = int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        orientation = 1
+    data = np.fromfile(path, np.uint8)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if arr is None or arr.shape[0] != h or arr.shape[1] != w:
+        try:                                     # formats OpenCV lacks: let Pillow decode
+            im.load()
+            arr = np.asarray(im.convert("RGBA" if im.mode in ("RGBA", "LA", "PA") else "RGB"))
+            arr = arr[..., [2, 1, 0, 3]] if arr.shape[2] == 4 else arr[..., ::-1]
+        except Exception as e:
+            raise UnsupportedFormatError(f"{path}: damaged or truncated {fmt or 'image'} ({e})") from None
+    if fmt in ("JPEG", "MPO") and b"\xff\xd9" not in data[-65536:].tobytes():
+        # OpenCV silently fills the missing part of a truncated JPEG with grey
+        raise UnsupportedFormatError(f"{path}: truncated JPEG (no end-of-image marker)")
+    grey = arr.ndim == 2 or arr.shape[2] == 1
+    if grey:
+        arr = arr.reshape(arr.shape[0], arr.shape[1])
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.shape[2] == 4:
+        arr = arr[..., :3]
+    arr = np.ascontiguousarray(arr[..., ::-1])        # BGR -> RGB
+    if arr.dtype not in (np.uint8, np.uint16):
+        arr = arr.astype(np.float32)
+        if arr.max() > 1.0:
+            arr /= arr.max()
+    bits = 16 if arr.dtype == np.uint16 else 8
+    arr = apply_orientation(arr, orientation)
+    lin = decode_srgb(np.ascontiguousarray(arr))
+    return Photo(lin, path, bits, grey, icc, exif, fmt, {"orientation": orientation, "size": (w, h)})
+
+
+def read_depth(path, shape=None, kind: str = "disparity") -> np.ndarray:
+    """Read a depth/disparity map as float32 disparity in [0, 1] (1 = near).
+
+    Accepts grey PNG/TIFF (8 or 16 bit: value / max of the type; float TIFF as is) and
+    ``.npy`` arrays.  With `shape` (H, W): a map of the same aspect ratio but another
+    resolution is resized; another aspect ratio is an error.  ``kind="depth"`` means larger
+    = farther: it is converted to disparity as 1/depth, normalised to [0, 1].
+    """
+    import cv2
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"{path}: depth file not found")
+    if path.suffix.lower() == ".npy":
+        try:
+            d = np.load(path, allow_pickle=False)
+        except Exception as e:
+            raise UnsupportedFormatError(f"{path}: not a readable .npy array ({e})") from None
+    else:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+            try:
+                d = tifffile.imread(path)
+            except Exception as e:
+                raise UnsupportedFormatError(f"{path}: not a readable TIFF depth map ({e})") from None
+        else:
+            _identify(path)
+            d = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+            if d is None:
+                raise UnsupportedFormatError(f"{path}: damaged depth image")
+    d = np.asarray(d)
+    if d.ndim == 3:
+        if d.shape[2] > 4 and d.shape[0] <= 4:        # channels first
+            d = d[0]
+        else:
+            d = d[..., 0]
+    if d.ndim != 2:
+        raise BadInputError(f"{path}: expected a 2-D depth map, got shape {d.shape}")
+    if d.dtype == np.uint8:
+        d = d.astype(np.float32) / 255.0
+    elif d.dtype == np.uint16:
+        d = d.astype(np.float32) / 65535.0
+    elif d.dtype.kind in "iu":
+        d = d.astype(np.float32) / float(np.iinfo(d.dtype).max)
+    else:
+        d = d.astype(np.float32)
+    if not np.isfinite(d).all():
+        raise BadInputError(f"{path}: {int((~np.isfinite(d)).sum())} depth value(s) are NaN or infinite")
+    if kind == "depth":
+        if (d <= 0).any():
+            lo = float(d[d > 0].min()) if (d > 0).any() else 1.0
+            d = np.maximum(d, lo)
+        inv = 1.0 / d
+        d = (inv - inv.min()) / max(float(inv.max() - inv.min()), 1e-12)
+    elif kind != "disparity":
+        raise BadInputError(f"--depth-kind: unknown kind {kind!r}; choose disparity or depth")
+    if shape is not None and d.shape != tuple(shape):
+        H, W = shape
+        if abs(d.shape[1] / d.shape[0] - W / H) > 0.01 * (W / H):
+            raise BadInputError(f"{path}: depth map is {d.shape[1]}x{d.shape[0]} but the photo is {W}x{H}; "
+                                "the aspect ratios differ (a depth map must cover the same frame)")
+        d = cv2.resize(d, (W, H), interpolation=cv2.INTER_LINEAR)
+    return d
+
+
+# -- writing -------------------------------------------------------------------
+
+
+def _jpeg_with_metadata(jpeg: bytes, exif: bytes | None, icc: bytes | None) -> bytes:
+    """Insert APP1 (EXIF) and APP2 (ICC) segments right after the SOI marker."""
+    segs = b""
+    if exif:
+        body = exif if exif.startswith(b"Exif\x00\x00") else b"Exif\x00\x00" + exif
+        if len(body) + 2 <= 0xFFFF:
+            segs += b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body
+    if icc:
+        chunk = 65519
+        parts = [icc[i:i + chunk] for i in range(0, len(icc), chunk)]
+        for n, part in enumerate(parts, 1):
+            body = b"ICC_PROFILE\x00" + bytes([n, len(parts)]) + part
+            segs += b"\xff\xe2" + (len(body) + 2).to_bytes(2, "big") + body
+    return jpeg[:2] + segs + jpeg[2:]
+
+
+def _exif_upright(exif: bytes | None) -> bytes | None:
+    """EXIF block with Orientation reset to 1 (pixels are written upright)."""
+    if not exif:
+        return None
+    try:
+        from PIL import Image
+        ex = Image.Exif()
+        ex.load(exif)
+        if ex.get(0x0112, 1) != 1:
+            ex[0x0112] = 1
+        return ex.tobytes()
+    except Exception:
+        return None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write bytes to a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{path}: output folder {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write to {folder} ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def output_format(path) -> str:
+    ext = Path(path).suffix.lower()
+    if ext not in WRITE_EXTS:
+        raise BadInputError(f"{path}: unknown output type {ext or '(none)'}; "
+                            f"use one of {', '.join(sorted(WRITE_EXTS))}")
+    return WRITE_EXTS[ext]
+
+
+def encode_photo(linear: np.ndarray, fmt: str, *, bits: int = 8, quality: int = 95, grey: bool = False,
+                 icc: bytes | None = None, exif: bytes | None = None) -> bytes:
+    """Encode linear RGB as an sRGB file of the given format ('jpeg', 'png', 'tiff')."""
+    import cv2
+    if fmt == "tiff":
+        bits = 16 if bits != 8 else 8
+    if fmt == "jpeg":
+        bits = 8
+    enc = encode_srgb16(linear) if bits == 16 else encode_srgb8(linear)
+    if grey:
+        enc = enc[..., 0] if linear.ndim == 3 else enc
+    exif = _exif_upright(exif)
+    if fmt == "tiff":
+        import io
+
+        import tifffile
+        bio = io.BytesIO()
+        tifffile.imwrite(bio, enc, photometric="minisblack" if grey else "rgb",
+                         compression="zlib", iccprofile=icc)
+        return bio.getvalue()
+    bgr = enc if grey else np.ascontiguousarray(enc[..., ::-1])
+    if fmt == "jpeg":
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise OutputError("JPEG encoding failed")
+        return _jpeg_with_metadata(buf.tobytes(), exif, icc)
+    if fmt == "png":
+        if icc or exif:
+            import io
+
+            from PIL import Image
+            if bits == 8:
+                bio = io.BytesIO()
+                kw = {k: v for k, v in (("icc_profile", icc), ("exif", exif)) if v}
+                Image.fromarray(enc).save(bio, "PNG", compress_level=6, **kw)
+                return bio.getvalue()
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        if not ok:
+            raise OutputError("PNG encoding failed")
+        return buf.tobytes()
+    raise BadInputError(f"unknown output format {fmt!r}")
+
+
+def write_photo(path, linear: np.ndarray, *, bits: int = 8, quality: int = 95, grey: bool = False,
+                icc: bytes | None = None, exif: bytes | None = None, source=None) -> Path:
+    """Write linear RGB to `path` (format from the extension), atomically."""
+    path = Path(path)
+    fmt = output_format(path)
+    if source is not None and path.exists() and Path(source).exists() and path.samefile(source):
+        raise OutputError(f"{path}: refusing to overwrite the input file")
+    atomic_write(path, encode_photo(linear, fmt, bits=bits, quality=quality, grey=grey, icc=icc, exif=exif))
+    return path
