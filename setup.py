@@ -23,15 +23,16 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=["refocus", "refocus.onnx_models", "refocus.batch", "refocus.plugin_gimp"],
+    packages=["refocus", "refocus.onnx_models", "refocus.batch", "refocus.plugin_gimp", "refocus.samples"],
     package_dir={
         "refocus": "core",
         "refocus.onnx_models": "onnx_models",
         "refocus.batch": "batch",
         "refocus.plugin_gimp": "plugin_gimp",
+        "refocus.samples": "core/samples",
     },
     package_data={"refocus.onnx_models": ["graphs/*.onnx", "graphs/manifest.json"],
-                  "refocus": ["samples/*"]},
+                  "refocus.samples": ["*.png"]},
     install_requires=[
         "numpy>=1.23",
         "onnxruntime>=1.16",

@@ -1,0 +1,1 @@
+"""Folder processing (``refocus batch``): not implemented yet (issue: the batch CLI)."""

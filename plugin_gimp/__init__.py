@@ -1,0 +1,1 @@
+"""The GIMP 3 plug-in: not implemented yet (issue: the GIMP 3 plug-in)."""
