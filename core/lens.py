@@ -34,7 +34,7 @@ from . import aperture as _aperture
 from . import highlights as _highlights
 from .errors import BadInputError
 
-RADIUS_SLOTS = 8            # must match the lens_blur graph (checked at run time)
+RADIUS_SLOTS = 12            # must match the lens_blur graph (checked at run time)
 PIXEL_BUDGET = 320_000      # largest working image, pixels
 STRIP_PIXELS = 1_000_000    # full-resolution pixels per guided-upsampling call (memory bound)
 MIN_BLUR = 0.25             # below this max |CoC| the image is returned unchanged

@@ -33,7 +33,7 @@ from ._graph import GraphBuilder
 
 NAME = "lens_blur"
 VERSION = GRAPH_VERSIONS[NAME]
-RADIUS_SLOTS = 8          # R: slots cover rho in [-R, R] low-res pixels
+RADIUS_SLOTS = 12          # R: slots cover rho in [-R, R] low-res pixels
 PYRAMID_LEVELS = 11       # pull-push levels: enough for 2048 px low-res images
 EPS = 1e-6
 
