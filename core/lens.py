@@ -159,7 +159,8 @@ def _kernels(R: int, shape: str, blades: int, rotation: float) -> dict:
     for i in range(2 * R + 1):
         if i == R:
             continue
-        k = _aperture.kernel(abs(i - R), shape, blades, rotation)
+        # the graph's Conv correlates: flip the kernel so the bokeh has the aperture's orientation
+        k = _aperture.kernel(abs(i - R), shape, blades, rotation)[::-1, ::-1]
         feeds[kernel_input_name(i)] = np.ascontiguousarray(np.broadcast_to(k, (4, 1) + k.shape))
     return feeds
 
@@ -210,7 +211,7 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     info.max_coc = max_coc
     if max_coc < MIN_BLUR:
         out = np.clip(image, 0.0, 1.0)
-        return out.reshape(squeeze) if squeeze else out
+        return out[..., 0].reshape(squeeze) if squeeze else out
 
     lens = runtime.graph_session("lens_blur", device)
     up = runtime.graph_session("guided_upsample", device)

@@ -1,0 +1,261 @@
+"""The shipped ONNX graphs: reproducible, versioned, checked at load time; providers; direct runs."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import refocus
+from refocus import aperture, lens, onnx_models, runtime
+from refocus.errors import BadInputError, ModelError
+
+NAMES = sorted(onnx_models.GRAPH_VERSIONS)
+
+
+# -- reproducible build --------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rebuild_reproduces_shipped_graph_byte_for_byte(name):
+    pytest.importorskip("onnx")
+    shipped = onnx_models.graph_path(name).read_bytes()
+    assert onnx_models.build_bytes(name) == shipped
+    assert onnx_models.build_bytes(name) == shipped            # deterministic between builds
+
+
+def test_builders_cover_every_versioned_graph():
+    pytest.importorskip("onnx")
+    assert sorted(onnx_models.builders()) == NAMES
+
+
+def test_check_command_passes_on_shipped_graphs():
+    pytest.importorskip("onnx")
+    proc = subprocess.run([sys.executable, "-m", "refocus.onnx_models", "--check"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "stale" not in proc.stdout
+
+
+def test_check_command_detects_a_stale_graph(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnx")
+    from refocus.onnx_models import __main__ as cmd
+    for name in NAMES:
+        (tmp_path / f"{name}.onnx").write_bytes(onnx_models.graph_path(name).read_bytes())
+    stale = tmp_path / "lens_blur.onnx"
+    stale.write_bytes(stale.read_bytes() + b"\x00")
+    monkeypatch.setattr(cmd, "graph_path", lambda n: tmp_path / f"{n}.onnx")
+    assert cmd.main(["--check"]) == 1
+    out = capsys.readouterr().out
+    assert "stale" in out and "lens_blur.onnx" in out and "guided_upsample" not in out
+
+
+def test_manifest_matches_the_shipped_files():
+    pytest.importorskip("onnx")
+    manifest = json.loads(onnx_models.MANIFEST.read_text())
+    assert sorted(manifest) == NAMES
+    for name in NAMES:
+        data = onnx_models.graph_path(name).read_bytes()
+        assert manifest[name]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert manifest[name]["version"] == onnx_models.GRAPH_VERSIONS[name]
+        assert manifest[name] == onnx_models.describe(name, data)
+
+
+# -- version stamps ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metadata_version_stamp(name):
+    sess = runtime.graph_session(name, "cpu")
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert meta["refocus_graph_version"] == onnx_models.GRAPH_VERSIONS[name]
+    assert meta["refocus_graph"] == name
+
+
+def test_lens_blur_radius_slots_match_the_code():
+    meta = runtime.graph_session("lens_blur", "cpu").get_modelmeta().custom_metadata_map
+    assert int(meta["radius_slots"]) == lens.RADIUS_SLOTS
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_graph_session_refuses_a_wrong_version(monkeypatch, name):
+    monkeypatch.setitem(onnx_models.GRAPH_VERSIONS, name, "99.0.0")
+    monkeypatch.setattr(runtime, "_sessions", {})
+    with pytest.raises(ModelError, match=r"python -m refocus\.onnx_models") as e:
+        runtime.graph_session(name, "cpu")
+    assert "99.0.0" in str(e.value) and name in str(e.value)
+    # the renderer refuses too
+    img = np.full((8, 8, 3), 0.5, np.float32)
+    d = np.zeros((8, 8), np.float32)
+    with pytest.raises(ModelError, match=r"python -m refocus\.onnx_models"):
+        refocus.render_linear(img, d, 1.0, 4.0, device="cpu")
+
+
+def test_graph_session_refuses_a_missing_graph(monkeypatch, tmp_path):
+    monkeypatch.setattr(onnx_models, "graph_path", lambda n: tmp_path / f"{n}.onnx")
+    with pytest.raises(ModelError, match=r"missing.*python -m refocus\.onnx_models"):
+        runtime.graph_session("lens_blur", "cpu")
+
+
+def test_corrupt_graph_file_is_a_model_error(monkeypatch, tmp_path):
+    bad = tmp_path / "lens_blur.onnx"
+    bad.write_bytes(b"this is not a protobuf")
+    monkeypatch.setattr(onnx_models, "graph_path", lambda n: tmp_path / f"{n}.onnx")
+    monkeypatch.setattr(runtime, "_sessions", {})
+    with pytest.raises(ModelError, match="lens_blur.onnx"):
+        runtime.graph_session("lens_blur", "cpu")
+
+
+def test_sessions_are_cached():
+    assert runtime.graph_session("lens_blur", "cpu") is runtime.graph_session("lens_blur", "cpu")
+
+
+# -- execution providers --------------------------------------------------------------------
+
+def test_choose_cuda_on_a_cpu_only_build_falls_back_to_cpu():
+    if "CUDAExecutionProvider" in runtime.available_providers():
+        pytest.skip("this onnxruntime build has CUDA")
+    providers, device = runtime.choose("cuda")
+    assert providers == ["CPUExecutionProvider"] and device == "cpu"
+
+
+@pytest.mark.parametrize("device", ["auto", "AUTO", None, "", "cpu", "cuda", "directml", "coreml"])
+def test_cpu_provider_is_always_last(device):
+    providers, name = runtime.choose(device)
+    assert providers[-1] == "CPUExecutionProvider"
+    assert name in runtime.DEVICES
+    assert set(providers) <= set(runtime.available_providers())
+
+
+@pytest.mark.parametrize("available,device,expect", [
+    (["CPUExecutionProvider"], "auto", (["CPUExecutionProvider"], "cpu")),
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], "auto",
+     (["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda")),
+    (["DmlExecutionProvider", "CPUExecutionProvider"], "auto",
+     (["DmlExecutionProvider", "CPUExecutionProvider"], "directml")),
+    (["CoreMLExecutionProvider", "DmlExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], "auto",
+     (["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda")),
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu", (["CPUExecutionProvider"], "cpu")),
+    (["CPUExecutionProvider"], "coreml", (["CPUExecutionProvider"], "cpu")),
+    (["CoreMLExecutionProvider", "CPUExecutionProvider"], "coreml",
+     (["CoreMLExecutionProvider", "CPUExecutionProvider"], "coreml")),
+])
+def test_choose_order(monkeypatch, available, device, expect):
+    monkeypatch.setattr(runtime, "available_providers", lambda: list(available))
+    assert runtime.choose(device) == expect
+
+
+def test_unavailable_device_prints_one_notice(monkeypatch, capsys):
+    monkeypatch.setattr(runtime, "available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(runtime, "_notified", set())
+    runtime.choose("directml")
+    runtime.choose("directml")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "onnxruntime-directml" in err
+
+
+@pytest.mark.parametrize("device", ["bogus", "gpu", "tpu"])
+def test_choose_unknown_device_raises(device):
+    with pytest.raises(BadInputError, match="--device"):
+        runtime.choose(device)
+
+
+def test_describe():
+    d = runtime.describe()
+    import onnxruntime
+    assert d["onnxruntime"] == onnxruntime.__version__
+    assert d["auto_providers"][-1] == "CPUExecutionProvider"
+
+
+# -- the graphs themselves ------------------------------------------------------------------
+
+def _lens_feeds(slices, R, shape="circle", blades=6):
+    feeds = {"slices": slices}
+    for i in range(2 * R + 1):
+        if i == R:
+            continue
+        k = aperture.kernel(abs(i - R), shape, blades)
+        feeds[onnx_models.kernel_input_name(i)] = np.ascontiguousarray(np.broadcast_to(k, (4, 1) + k.shape))
+    return feeds
+
+
+@pytest.fixture(scope="module")
+def lens_graph():
+    sess = runtime.graph_session("lens_blur", "cpu")
+    R = int(sess.get_modelmeta().custom_metadata_map["radius_slots"])
+    return sess, R
+
+
+def test_lens_graph_only_in_focus_slot(lens_graph, rng):
+    sess, R = lens_graph
+    h, w = 24, 30
+    colour = rng.random((3, h, w)).astype(np.float32)
+    slices = np.zeros((2 * R + 1, 5, h, w), np.float32)
+    slices[R, :3] = colour                       # premultiplied by alpha 1
+    slices[R, 3] = 1.0
+    slices[R, 4] = 1.0
+    back, backf, front = sess.run(["back", "backf", "front"], _lens_feeds(slices, R))
+    assert backf.shape == (1, 3, h, w)
+    np.testing.assert_allclose(backf[0], colour, atol=1e-5)
+    np.testing.assert_allclose(front, 0.0, atol=1e-6)        # nothing in front of the focal plane
+    np.testing.assert_allclose(back, 0.0, atol=1e-6)         # nothing behind it
+
+
+def test_lens_graph_uniform_back_slot(lens_graph):
+    """A uniform opaque slice behind the focal plane stays uniform after blurring (edge padding)."""
+    sess, R = lens_graph
+    h, w = 20, 26
+    c = np.array([0.2, 0.5, 0.9], np.float32)
+    slices = np.zeros((2 * R + 1, 5, h, w), np.float32)
+    i = R - 3
+    slices[i, :3] = c[:, None, None]
+    slices[i, 3] = 1.0
+    slices[i, 4] = 1.0
+    back, backf, front = sess.run(["back", "backf", "front"], _lens_feeds(slices, R))
+    np.testing.assert_allclose(back[0], np.broadcast_to(c[:, None, None], (3, h, w)), atol=1e-5)
+    np.testing.assert_allclose(backf, back, atol=1e-6)      # empty in-focus slot: nothing over it
+    np.testing.assert_allclose(front, 0.0, atol=1e-6)
+
+
+def test_lens_graph_front_slot_coverage(lens_graph):
+    """One opaque pixel in a front slot spreads to the kernel's footprint with total coverage 1."""
+    sess, R = lens_graph
+    h = w = 31
+    slices = np.zeros((2 * R + 1, 5, h, w), np.float32)
+    slices[R, 3:5] = 1.0                         # an in-focus background, transparent colour 0
+    slices[R, 4, 15, 15] = 0.0
+    i = R + 4
+    slices[i, :4, 15, 15] = 1.0
+    slices[i, 4, 15, 15] = 1.0
+    _, _, front = sess.run(["back", "backf", "front"], _lens_feeds(slices, R))
+    k = aperture.kernel(4)
+    assert abs(float(front[0, 3].sum()) - 1.0) < 1e-5
+    np.testing.assert_allclose(front[0, 3, 15 - 5:15 + 6, 15 - 5:15 + 6], k, atol=1e-6)
+
+
+def test_guided_upsample_in_focus_returns_the_image(rng):
+    sess = runtime.graph_session("guided_upsample", "cpu")
+    H, W, s = 12, 16, 2
+    image = rng.random((1, H, W, 3)).astype(np.float32)
+    rho = np.zeros((1, H, W, 1), np.float32)
+    low = rng.random((1, H // s, W // s, 10)).astype(np.float32)
+    low[..., 3] = 1.0                            # nothing in front: transmit everything
+    low[..., :3] = 0.0
+    out = sess.run(["linear"], {"image": image, "rho": rho, "low": low,
+                                "upsize": np.array([H, W], np.int64), "crop": np.array([0, 0], np.int64)})[0]
+    np.testing.assert_allclose(out, image, atol=1e-6, rtol=0)
+
+
+def test_guided_upsample_behind_uses_the_blurred_back(rng):
+    sess = runtime.graph_session("guided_upsample", "cpu")
+    H, W = 10, 14
+    image = rng.random((1, H, W, 3)).astype(np.float32)
+    rho = np.full((1, H, W, 1), -3.0, np.float32)
+    low = np.zeros((1, H, W, 10), np.float32)
+    low[..., 3] = 1.0
+    low[..., 4:7] = rng.random((H, W, 3))
+    low[..., 7:10] = 0.77                        # backf is only for pixels in front
+    out = sess.run(["linear"], {"image": image, "rho": rho, "low": low,
+                                "upsize": np.array([H, W], np.int64), "crop": np.array([0, 0], np.int64)})[0]
+    np.testing.assert_allclose(out[0], low[0, ..., 4:7], atol=1e-6)

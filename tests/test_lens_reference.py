@@ -1,0 +1,438 @@
+"""The lens against physical expectations and an independent numpy reference.
+
+All scenes are small synthetic arrays in linear light.  Signed CoC r = K * (d - focus):
+r < 0 behind the focal plane, r > 0 in front of it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import refocus
+from refocus import aperture, lens
+from conftest import iou, laplacian_abs, reference_convolution, render
+
+
+# -- (a) a point light becomes the aperture ------------------------------------------------
+
+N = 65
+C = N // 2
+
+
+def _point_light():
+    img = np.zeros((N, N, 3), np.float32)
+    img[C, C] = 1.0
+    return img
+
+
+def _dist():
+    yy, xx = np.mgrid[:N, :N]
+    return np.hypot(yy - C, xx - C)
+
+
+@pytest.mark.parametrize("d,focus", [(0.0, 1.0), (1.0, 0.0)], ids=["behind", "in_front"])
+def test_point_light_becomes_uniform_disc(d, focus):
+    info = refocus.RenderInfo()
+    out = render(_point_light(), np.full((N, N), d), focus, 5.0, info=info)    # |r| = 5
+    assert info.scale == 1 and abs(info.max_coc - 5.0) < 1e-5
+    assert out.shape == (N, N, 3) and out.dtype == np.float32
+    for c in range(3):
+        assert abs(float(out[..., c].sum()) - 1.0) < 0.02          # energy conserved
+    o = out[..., 0]
+    r = _dist()
+    inner = o[r < 4]
+    assert inner.std() / inner.mean() < 0.10                        # flat disc, not a Gaussian
+    assert abs(inner.mean() - 1 / (math.pi * 25)) < 0.05 / (math.pi * 25)
+    assert o[r > 6.5].max() < 1e-4 * o.max()                        # hard edge, nothing outside
+
+
+def _footprint(blades, rotation=0.0):
+    out = render(_point_light(), np.zeros((N, N)), 1.0, 5.0, aperture="polygon", blades=blades,
+                 rotation=rotation)
+    o = out[..., 0]
+    yy, xx = np.mgrid[:N, :N].astype(np.float64)
+    shape = aperture.inside(xx - C, yy - C, 5.0, "polygon", blades, rotation)
+    reflected = aperture.inside(C - xx, C - yy, 5.0, "polygon", blades, rotation)
+    return out, o >= 0.5 * o.max(), shape, reflected
+
+
+@pytest.mark.parametrize("blades,rotation", [(3, 0.0), (5, 0.0), (5, 20.0), (6, 0.0), (7, 10.0)])
+def test_point_light_polygon_has_the_aperture_shape_and_size(blades, rotation):
+    """Shape and size of a polygonal bokeh, whatever its orientation."""
+    out, mask, shape, reflected = _footprint(blades, rotation)
+    assert abs(float(out[..., 1].sum()) - 1.0) < 0.02
+    assert max(iou(mask, shape), iou(mask, reflected)) > 0.85
+    circle = _dist() <= 5.0
+    assert mask.sum() < 0.95 * circle.sum()          # smaller than the circle of the same radius
+    # not a circle: the circle mask fits the footprint clearly worse than the polygon
+    assert iou(mask, circle) < max(iou(mask, shape), iou(mask, reflected)) - 0.03 or blades >= 7
+
+
+@pytest.mark.parametrize("blades", [
+    6,                                                # centrally symmetric: orientation cannot show
+    5,                                                # odd blades: orientation shows (vertex up)
+    3,
+])
+def test_point_light_polygon_footprint_matches_aperture_inside(blades):
+    out, mask, shape, _ = _footprint(blades)
+    assert iou(mask, shape) > 0.85
+    # the exact, anti-aliased footprint is the kernel itself
+    k = aperture.kernel(5.0, "polygon", blades)
+    h = k.shape[0] // 2
+    np.testing.assert_allclose(out[C - h:C + h + 1, C - h:C + h + 1, 0], k, atol=1e-5)
+
+
+# -- (b) uniform depth = convolution with the aperture kernel -------------------------------
+
+@pytest.mark.parametrize("shape,blades", [
+    ("circle", 6),
+    ("polygon", 6),
+    ("polygon", 5),                                   # not centrally symmetric: checks convolution
+])
+@pytest.mark.parametrize("d,focus,K", [(0.2, 0.6, 10.0), (0.8, 0.4, 10.0)], ids=["behind", "in_front"])
+def test_uniform_depth_equals_reference_convolution(rng, shape, blades, d, focus, K):
+    H, W = 48, 56
+    img = (rng.random((H, W, 3)) * 0.9).astype(np.float32)
+    r = K * (d - focus)
+    assert abs(abs(r) - 4.0) < 1e-4
+    out = render(img, np.full((H, W), d), focus, K, aperture=shape, blades=blades)
+    ref = reference_convolution(img, aperture.kernel(4.0, shape, blades))
+    diff = np.abs(out.astype(np.float64) - ref)
+    assert diff[2:-2, 2:-2].max() < 1e-3
+    # the blur really happened: far from the input
+    assert np.abs(out - img)[2:-2, 2:-2].mean() > 0.1
+
+
+# -- (c) in-focus pixels come back unchanged -----------------------------------------------
+
+@pytest.mark.parametrize("far", [0.0, 0.3])
+def test_in_focus_pixels_unchanged(rng, far):
+    H, W, edge = 64, 96, 48
+    img = rng.random((H, W, 3)).astype(np.float32)
+    d = np.full((H, W), 0.5, np.float32)
+    d[:, edge:] = far                                  # behind the focal plane
+    K = 12.0
+    radius = int(math.ceil(K * (0.5 - far))) + 1
+    out = render(img, d, 0.5, K)
+    np.testing.assert_allclose(out[:, :edge - radius], img[:, :edge - radius], atol=1e-5, rtol=0)
+    # the right half is blurred
+    assert np.abs(out[:, edge + radius:] - img[:, edge + radius:]).mean() > 0.1
+
+
+# -- (d) depth steps ---------------------------------------------------------------------
+
+def _square_scene():
+    n = 96
+    img = np.full((n, n, 3), 0.05, np.float32)
+    d = np.full((n, n), 0.1, np.float32)
+    img[32:64, 32:64] = 0.9
+    d[32:64, 32:64] = 0.9
+    return img, d
+
+
+def test_sharp_subject_does_not_bleed_into_blurred_background():
+    img, d = _square_scene()
+    info = refocus.RenderInfo()
+    out = render(img, d, 0.9, 10.0, info=info)          # background r = -8
+    assert info.scale == 1
+    ring = np.zeros(d.shape, bool)
+    ring[29:67, 29:67] = True
+    ring[32:64, 32:64] = False                          # 3 px around the square
+    assert out[ring].max() <= 0.05 + 0.02
+    far = np.ones(d.shape, bool)
+    far[20:76, 20:76] = False
+    np.testing.assert_allclose(out[far], 0.05, atol=1e-4)
+    # the square stays sharp, up to its edge pixels
+    np.testing.assert_allclose(out[32:64, 32:64], 0.9, atol=1e-4)
+
+
+@pytest.mark.parametrize("d_fg,focus,K", [
+    (0.75, 0.25, 16.0),                       # CoC of the square exactly +8 (float32)
+    pytest.param(0.9, 0.1, 10.0, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+        "BUG: CoC 10*(0.9-0.1) = 7.9999995 in float32: the square is split between the r=7 slot "
+        "(matte 1) and the r=8 slot (matte ~1), which are composited with 'over', so its blurred "
+        "silhouette has coverage a8 + (1-a8)*a7 ~ 0.75 instead of 0.5: foreground objects "
+        "are dilated by ~2.5 px whenever their CoC is not an integer"))),
+], ids=["coc_8.0", "coc_7.9999995"])
+def test_blurred_foreground_lets_background_show_through(d_fg, focus, K):
+    img, d = _square_scene()
+    d = np.where(d > 0.5, d_fg, focus).astype(np.float32)      # background in focus
+    out = render(img, d, focus, K)                              # square r = +8
+    frac = (out[..., 0] - 0.05) / (0.9 - 0.05)
+    # the square's centre is uniform 0.9, the background far from it untouched
+    assert abs(frac[48, 48] - 1.0) < 1e-3
+    np.testing.assert_allclose(out[:10], img[:10], atol=1e-5)
+    for y in (40, 48, 56):                              # rows away from the corners
+        for x in (31, 32, 63, 64):                      # both sides of the left/right silhouettes
+            assert 0.3 <= frac[y, x] <= 0.7, (y, x, frac[y, x])
+        for x in (31, 32, 63, 64):
+            assert 0.3 <= frac[x, y] <= 0.7, (x, y, frac[x, y])   # top / bottom silhouettes
+    # the blurred edge spreads: partial coverage a few pixels outside and inside
+    assert 0.02 < frac[48, 28] < 0.45 and 0.55 < frac[48, 36] < 0.98
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "BUG: a pixel with CoC between k and k+1 goes to slot k with matte 1 and to slot k+1 with "
+    "matte t, and the slots are composited with 'over': inside objects this interpolates, but at "
+    "silhouettes the coverages add up (a_k+1 + (1 - a_k+1) a_k): an object's edge coverage and "
+    "the frame's total light jump when its CoC crosses an integer (e.g. r = -4.00 -> -4.01: "
+    "silhouette coverage 0.50 -> 0.74, total light +10%)"))
+@pytest.mark.parametrize("side", ["behind", "in_front"])
+def test_blurred_object_edge_is_continuous_in_coc(side):
+    """An object over a flat background: its silhouette and the image's light must not jump
+    when its CoC changes by 0.02 px across an integer."""
+    img, d0 = _square_scene()
+    results = []
+    for r in (3.99, 4.01):
+        if side == "behind":     # square behind the focal plane, background farther still
+            d = np.where(d0 > 0.5, 1.0 - r / 8.0, 0.0)
+            out = render(img, d, 1.0, 8.0)
+        else:                    # square in front of the focal plane, background in focus
+            d = np.where(d0 > 0.5, r / 8.0, 0.0)
+            out = render(img, d, 0.0, 8.0)
+        frac = (out[48, :, 0] - 0.05) / 0.85
+        results.append((float(frac[31] + frac[32]) / 2, float(out.sum() / img.sum())))
+    (edge_a, light_a), (edge_b, light_b) = results
+    assert abs(edge_a - edge_b) < 0.03, results
+    assert abs(light_a - light_b) < 0.01, results
+
+
+# -- (e) a slanted plane blurs continuously ------------------------------------------------
+
+SLANT_H, SLANT_W, SLANT_FOCUS_COL, SLANT_K = 192, 256, 64, 10.0
+
+
+@pytest.fixture(scope="module")
+def slanted_plane():
+    rng = np.random.default_rng(3)
+    img = rng.random((SLANT_H, SLANT_W)).astype(np.float32)
+    ramp = (np.arange(SLANT_W) / (SLANT_W - 1)).astype(np.float32)
+    d = np.broadcast_to(ramp[None, :], (SLANT_H, SLANT_W)).copy()
+    focus = float(ramp[SLANT_FOCUS_COL])
+    out = render(np.repeat(img[..., None], 3, axis=2), d, focus, SLANT_K).mean(axis=2)
+    rho = SLANT_K * (ramp - focus)
+    return img, out, rho
+
+
+def _slanted_reference(img, rho):
+    """Ideal gather blur: every column blurred with the anti-aliased kernel of its own radius."""
+    H, W = img.shape
+    pad = 10
+    p = np.pad(img.astype(np.float64), pad, mode="edge")
+    ref = np.zeros((H, W))
+    for j in range(W):
+        k = aperture.kernel(abs(rho[j])).astype(np.float64)
+        h = k.shape[0] // 2
+        for u in range(-h, h + 1):
+            for v in range(-h, h + 1):
+                if k[u + h, v + h]:
+                    ref[:, j] += k[u + h, v + h] * p[pad + u:pad + u + H, pad + j + v]
+    return ref
+
+
+def _hf_profile(o):
+    """High-frequency energy per column (mean |Laplacian|), smoothed over 8 columns."""
+    per_col = laplacian_abs(o)[8:-8].mean(axis=0)              # columns 1 .. W-2
+    sm = np.convolve(per_col, np.ones(8) / 8, mode="valid")
+    centre = np.arange(len(sm)) + 1 + 3.5
+    return centre, sm
+
+
+def _worst_rise(o):
+    """Largest ratio of the smoothed HF energy to its running minimum, going outward from focus."""
+    centre, sm = _hf_profile(o)
+    worst = 0.0
+    for side in (centre > SLANT_FOCUS_COL + 4, centre < SLANT_FOCUS_COL - 4):
+        v = sm[side]
+        if centre[side][0] < SLANT_FOCUS_COL:
+            v = v[::-1]
+        run_min = np.minimum.accumulate(v)
+        worst = max(worst, float((v[1:] / run_min[:-1]).max()))
+    return worst
+
+
+def test_slanted_plane_has_no_brightness_bands_and_blur_grows_with_coc(slanted_plane):
+    img, out, rho = slanted_plane
+    # brightness: every 16-column band keeps its mean (no dark/bright stripes at slot changes)
+    for x0 in range(0, SLANT_W, 16):
+        band_in = img[10:-10, x0:x0 + 16].mean()
+        band_out = out[10:-10, x0:x0 + 16].mean()
+        assert abs(band_out - band_in) < 0.01, x0
+    # sharpness, averaged over whole CoC units, falls on both sides of the focal column
+    per_col = laplacian_abs(out)[8:-8].mean(axis=0)
+    r = np.abs(rho[1:-1])
+    side = np.sign(rho[1:-1])
+    for s_ in (-1, 1):
+        sel = side == s_
+        units = [per_col[sel & (r >= u) & (r < u + 1)].mean() for u in range(int(r[sel].max()))]
+        assert len(units) >= 2
+        assert all(b < 0.95 * a for a, b in zip(units, units[1:])), units
+    # in focus it is sharp, at the far end much blurred
+    assert per_col[SLANT_FOCUS_COL - 1] > 10 * per_col[-4:].mean()
+
+
+def test_slanted_plane_reference_criterion_is_achievable(slanted_plane):
+    """The 'no bands' criterion below holds for an ideal per-pixel-radius blur."""
+    img, _, rho = slanted_plane
+    assert _worst_rise(_slanted_reference(img, rho)) < 1.15
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "BUG (banding): between two integer CoC radii the renderer blends the two neighbouring slot "
+    "blurs linearly; the blend is much softer than either (fine texture at |r| = k + 1/2 has "
+    "~30-50% less high-frequency energy than at k + 1), so sharpness oscillates with a period of "
+    "one CoC pixel across a slanted plane instead of falling monotonically"))
+def test_slanted_plane_sharpness_falls_monotonically(slanted_plane):
+    _, out, _ = slanted_plane
+    assert _worst_rise(out) < 1.15
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "BUG (banding): a uniform blur of radius k + 1/2 is blurrier than one of radius k + 1 "
+    "(linear blend of the slot blurs)"))
+def test_uniform_blur_sharpness_falls_monotonically_with_radius(rng):
+    H = W = 96
+    img = rng.random((H, W, 3)).astype(np.float32)
+    d = np.full((H, W), 0.25, np.float32)
+    radii = [3.0, 3.5, 4.0, 4.5, 5.0]
+    hf_out, hf_ref = [], []
+    for r in radii:
+        out = render(img, d, 0.75, r / 0.5)
+        hf_out.append(laplacian_abs(out.mean(axis=2))[10:-10, 10:-10].mean())
+        ref = reference_convolution(img.mean(axis=2), aperture.kernel(r))
+        hf_ref.append(laplacian_abs(ref)[10:-10, 10:-10].mean())
+    # the ideal blur gets monotonically softer; so must the renderer (10% noise allowed)
+    assert all(b < 1.1 * a for a, b in zip(hf_ref, hf_ref[1:])), hf_ref
+    assert all(b < 1.1 * a for a, b in zip(hf_out, hf_out[1:])), hf_out
+
+
+# -- (f) highlights ------------------------------------------------------------------------
+
+def _spot_scene(n=128):
+    img = np.full((n, n, 3), 0.01, np.float32)
+    img[n // 2 - 1:n // 2 + 2, n // 2 - 1:n // 2 + 2] = 1.0
+    return img
+
+
+def test_small_clipped_light_source_gets_bright_bokeh():
+    img = _spot_scene()
+    d = np.zeros(img.shape[:2], np.float32)
+    bg = 0.01 * img.size
+    sums, peaks = {}, {}
+    for gain in (1.0, 4.0):
+        info = refocus.RenderInfo()
+        out = render(img, d, 1.0, 6.0, highlight_gain=gain, info=info)
+        sums[gain] = float(out.sum()) - bg
+        peaks[gain] = float(out.max())
+        assert info.highlight_pixels == (0 if gain == 1.0 else 9)
+    ratio = sums[4.0] / sums[1.0]
+    assert ratio > 2.0
+    assert ratio < 3 * 4.0 + 0.5                       # the gain is capped at 3 x gain
+    assert peaks[4.0] > 2 * peaks[1.0]
+
+
+def test_large_white_surface_is_not_brightened():
+    n = 128
+    img = np.full((n, n, 3), 0.2, np.float32)
+    img[34:94, 34:94] = 1.0
+    d = np.zeros((n, n), np.float32)
+    info = refocus.RenderInfo()
+    s4 = float(render(img, d, 1.0, 6.0, highlight_gain=4.0, info=info).sum())
+    s1 = float(render(img, d, 1.0, 6.0, highlight_gain=1.0).sum())
+    assert info.highlight_pixels == 0
+    assert abs(s4 - s1) <= 0.005 * s1
+
+
+def test_light_source_in_focus_stays_clipped_not_boosted():
+    img = _spot_scene()
+    n = img.shape[0]
+    d = np.zeros((n, n), np.float32)
+    d[n // 2 - 8:n // 2 + 8, n // 2 - 8:n // 2 + 8] = 1.0     # the lamp is in the focal plane
+    out4 = render(img, d, 1.0, 6.0, highlight_gain=4.0)
+    out1 = render(img, d, 1.0, 6.0, highlight_gain=1.0)
+    np.testing.assert_allclose(out4, out1, atol=1e-6)
+    np.testing.assert_allclose(out4[n // 2 - 1:n // 2 + 2, n // 2 - 1:n // 2 + 2], 1.0, atol=1e-6)
+
+
+# -- (g) the working-scale path ------------------------------------------------------------
+
+@pytest.mark.parametrize("H,W", [(900, 1200), (901, 1203)])
+def test_working_scale_keeps_focus_exact_and_brightness(H, W):
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[:H, :W]
+    checker = (((yy // 7) + (xx // 7)) % 2).astype(np.float32)
+    img = np.repeat((0.05 + 0.75 * checker)[..., None], 3, axis=2)
+    edge = 500
+    img[:, :edge] = rng.random((H, edge, 3)) * 0.8
+    d = np.zeros((H, W), np.float32)
+    d[:, :edge] = 1.0
+    info = refocus.RenderInfo()
+    out = render(img, d, 1.0, 40.0, info=info)
+    assert info.max_coc == 40.0
+    assert info.scale == lens.choose_scale(H, W, 40.0) and info.scale > 1
+    assert info.working_size == (-(-W // info.scale), -(-H // info.scale))
+    # in-focus pixels: exact (the blurred background lies behind them)
+    np.testing.assert_allclose(out[:, :edge], img[:, :edge], atol=1e-5, rtol=0)
+    # the blurred background keeps its mean brightness and lost its texture
+    reg = (slice(60, H - 60), slice(edge + 100, W - 60))
+    assert abs(out[reg].mean() / img[reg].mean() - 1.0) < 0.01
+    assert out[reg].std() < 0.02 * img[reg].std()
+    # ... also at the frame edges (edge-replicated borders, padding to whole blocks)
+    for sl in ((slice(None), slice(W - 3, W)), (slice(H - 3, H), slice(edge + 100, W))):
+        assert abs(out[sl].mean() / img[sl].mean() - 1.0) < 0.02
+
+
+def test_choose_scale():
+    R = lens.RADIUS_SLOTS
+    assert lens.choose_scale(200, 300, float(R)) == 1
+    assert lens.choose_scale(200, 300, R + 0.01) == 2
+    assert lens.choose_scale(200, 300, 3.5 * R) == 4
+    assert lens.choose_scale(900, 1200, 40.0) == max(2, math.ceil(40.0 / R))
+    assert lens.choose_scale(4000, 6000, 1.0) == math.ceil(math.sqrt(24e6 / lens.PIXEL_BUDGET))
+    assert lens.choose_scale(400, 800, 0.0) == 1            # exactly the pixel budget
+
+
+@pytest.mark.parametrize("K", [6.0, 30.0, 70.0])
+def test_strips_give_the_same_result_as_one_pass(rng, monkeypatch, K):
+    H, W = 203, 157
+    img = rng.random((H, W, 3)).astype(np.float32)
+    d = np.tile(np.linspace(0, 1, W, dtype=np.float32), (H, 1))
+    d[50:120, 40:100] = 0.9
+    info = refocus.RenderInfo()
+    whole = render(img, d, 0.5, K, info=info)
+    for rows in (7, 10, 33):
+        monkeypatch.setattr(lens, "STRIP_PIXELS", W * rows)
+        strips = render(img, d, 0.5, K)
+        assert np.abs(strips - whole).max() < 1e-6, (info.scale, rows)
+
+
+# -- the trivial paths ---------------------------------------------------------------------
+
+def test_no_blur_returns_the_input_clipped(rng):
+    img = (rng.random((20, 30, 3)) * 1.5 - 0.2).astype(np.float32)
+    d = rng.random((20, 30)).astype(np.float32)
+    out = render(img, d, 0.5, 0.0)
+    np.testing.assert_array_equal(out, np.clip(img, 0, 1))
+    out = render(img, d, 0.5, 0.2)                        # max CoC below MIN_BLUR
+    np.testing.assert_array_equal(out, np.clip(img, 0, 1))
+
+
+def test_grey_image_is_blurred_like_its_rgb_version(rng):
+    grey = rng.random((24, 32)).astype(np.float32)
+    d = np.zeros((24, 32), np.float32)
+    out = render(grey, d, 1.0, 4.0)
+    assert out.shape == grey.shape
+    rgb = render(np.repeat(grey[..., None], 3, axis=2), d, 1.0, 4.0)
+    np.testing.assert_allclose(out, rgb[..., 0], atol=1e-6)
+    out1 = render(grey[..., None], d, 1.0, 4.0)
+    assert out1.shape == (24, 32, 1)
+
+
+@pytest.mark.parametrize("shape", [(24, 32), (24, 32, 1)])
+def test_grey_image_without_blur_is_returned(rng, shape):
+    grey = rng.random(shape).astype(np.float32)
+    out = render(grey, np.zeros((24, 32), np.float32), 0.0, 0.0)
+    assert out.shape == shape
+    np.testing.assert_array_equal(out, grey)
