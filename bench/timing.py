@@ -40,13 +40,14 @@ def make_inputs(work: Path, width: int, height: int, scene: str):
     return jpg, png, float(d.min()), float(d.max())
 
 
-def run_once(cmd: list[str]) -> tuple[float, float]:
+def run_once(cmd: list[str]) -> float:
+    """Wall time of one run of the command (exits if it fails)."""
     t = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
     if p.returncode != 0:
         sys.exit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr}")
-    return wall, 0.0
+    return wall
 
 
 def main(argv=None):
@@ -70,10 +71,7 @@ def main(argv=None):
         cmd = exe + ["render", str(jpg), "-o", str(out), "--depth", str(png),
                      "--focus-disparity", f"{focus:.6f}", "--blur", f"{K:.6f}"]
         run_once(cmd)                      # warm the file cache
-        walls = []
-        for _ in range(args.runs):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            walls.append(run_once(cmd)[0])
+        walls = [run_once(cmd) for _ in range(args.runs)]
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         detail = subprocess.run(cmd + ["-v"], capture_output=True, text=True).stderr.strip()
         results[f"coc{int(max_coc)}"] = {"median_s": statistics.median(walls), "runs_s": walls,

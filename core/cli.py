@@ -101,14 +101,13 @@ def demo(outdir, device):
 def info():
     """Print the version, onnxruntime, execution providers and the one that will be used."""
     from . import runtime
-    from .onnx_models_info import graph_lines
     d = runtime.describe()
     click.echo(f"refocus {__version__}")
     click.echo(f"python {sys.version.split()[0]}")
     click.echo(f"onnxruntime {d['onnxruntime']}")
     click.echo(f"available execution providers: {', '.join(d['available_providers'])}")
     click.echo(f"device used by --device auto: {d['auto_device']} ({' > '.join(d['auto_providers'])})")
-    for line in graph_lines():
+    for line in runtime.graph_lines():
         click.echo(line)
 
 

@@ -79,11 +79,11 @@ def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
     return y0, x0, (1.0 + (g - 1.0) * ramp).astype(np.float32)
 
 
-def boost(lin: np.ndarray, gain: float = DEFAULT_GAIN, blur_weight: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def boost(lin: np.ndarray, gain: float = DEFAULT_GAIN, coc: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Return (image with light sources scaled towards `gain` x, number of boosted pixels).
 
-    `blur_weight` (H, W) in [0, 1], optional: how much each pixel will be blurred; light
-    sources that stay in focus keep their clipped value (they stay clipped in the output).
+    `coc` (H, W), optional: signed CoC in working pixels; light sources that stay in focus
+    (|coc| < 1) keep their clipped value (they stay clipped in the output).
     """
     if gain <= 1.0:
         return lin, 0
@@ -92,8 +92,8 @@ def boost(lin: np.ndarray, gain: float = DEFAULT_GAIN, blur_weight: np.ndarray |
         return lin, 0
     y0, x0, factor = found
     m = factor - 1.0
-    if blur_weight is not None:
-        m *= blur_weight[y0:y0 + m.shape[0], x0:x0 + m.shape[1]]
+    if coc is not None:
+        m *= np.clip(np.abs(coc[y0:y0 + m.shape[0], x0:x0 + m.shape[1]]) - 0.5, 0.0, 1.0)
     ys, xs = np.nonzero(m > 1e-6)
     if ys.size == 0:
         return lin, 0

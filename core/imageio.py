@@ -222,12 +222,19 @@ def _exif_upright(exif: bytes | None) -> bytes | None:
         return None
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes to a temporary file beside `path`, then rename it into place."""
+def output_folder(path) -> Path:
+    """The existing folder `path` will be written to (OutputError if it does not exist)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{path}: output folder {folder} does not exist")
+    return folder
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write bytes to a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    folder = output_folder(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
     except OSError as e:
@@ -259,8 +266,6 @@ def encode_photo(linear: np.ndarray, fmt: str, *, bits: int = 8, quality: int = 
                  icc: bytes | None = None, exif: bytes | None = None) -> bytes:
     """Encode linear RGB as an sRGB file of the given format ('jpeg', 'png', 'tiff')."""
     import cv2
-    if fmt == "tiff":
-        bits = 16 if bits != 8 else 8
     if fmt == "jpeg":
         bits = 8
     enc = encode_srgb16(linear) if bits == 16 else encode_srgb8(linear)

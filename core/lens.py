@@ -229,9 +229,7 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     np.clip(rho, -R, R - 1e-3, out=rho)
     t1 = time.perf_counter()
 
-    # light sources that stay in focus (|rho| < 1 working pixel) need no energy back
-    blur_weight = np.clip(np.abs(rho) - 0.5, 0.0, 1.0)
-    boosted, info.highlight_pixels = _highlights.boost(image, highlight_gain, blur_weight)
+    boosted, info.highlight_pixels = _highlights.boost(image, highlight_gain, rho)
     t2 = time.perf_counter()
     if (h * s, w * s) != (H, W):
         pad = ((0, h * s - H), (0, w * s - W))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from . import imageio
 from .highlights import DEFAULT_GAIN
@@ -19,11 +18,8 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
     """
     info = info if info is not None else RenderInfo()
     t0 = time.perf_counter()
-    fmt = imageio.output_format(output)              # fail early on a bad output name
-    out_dir = Path(output).parent if str(Path(output).parent) else Path(".")
-    if not out_dir.is_dir():
-        from .errors import OutputError
-        raise OutputError(f"{output}: output folder {out_dir} does not exist")
+    fmt = imageio.output_format(output)              # fail early on a bad output name ...
+    imageio.output_folder(output)                    # ... or a missing folder, before any work
     photo = imageio.read_photo(input)
     disp = imageio.read_depth(depth, photo.linear.shape[:2], kind=depth_kind)
     t1 = time.perf_counter()

@@ -106,6 +106,19 @@ def graph_session(name: str, device: str = "auto"):
     return sess
 
 
+def graph_lines() -> list[str]:
+    """One status line per project graph (for ``refocus info``)."""
+    from refocus import onnx_models
+    lines = []
+    for name in sorted(onnx_models.GRAPH_VERSIONS):
+        try:
+            graph_session(name, "cpu")
+            lines.append(f"graph {name} v{onnx_models.expected_version(name)}: ok ({onnx_models.graph_path(name)})")
+        except ModelError as e:
+            lines.append(f"graph {name}: PROBLEM: {e}")
+    return lines
+
+
 def describe() -> dict:
     import onnxruntime as ort
     providers, device = choose("auto")
