@@ -38,6 +38,8 @@ RADIUS_SLOTS = 12            # must match the lens_blur graph (checked at run ti
 PIXEL_BUDGET = 320_000      # largest working image, pixels
 STRIP_PIXELS = 1_000_000    # full-resolution pixels per guided-upsampling call (memory bound)
 MIN_BLUR = 0.25             # below this max |CoC| the image is returned unchanged
+JUMP = 0.5                  # CoC step (working pixels) between neighbours that counts as a depth edge
+SLOPE_FULL = 0.005          # CoC slope (working px per px) from which slices are fully blended
 
 
 @dataclass
@@ -153,14 +155,69 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
     return out
 
 
-def _kernels(R: int, shape: str, blades: int, rotation: float) -> dict:
+def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
+    """Decide, pixel by pixel, between one slice and a blend of the two around its CoC.
+
+    Sharing a pixel between the slices k and k+1 gives continuous blur on slanted surfaces,
+    but at an object's silhouette the two slices, blurred with different radii and
+    composited with "over", add up to the union of both discs: the silhouette swells by a
+    fraction of a pixel's blur.  So the CoC is rounded to a whole slice within reach of a
+    depth edge (distance < |CoC| + 1 working pixels) and on flat (constant-CoC) surfaces,
+    and stays fractional only on smooth slopes away from edges.  Each slice's kernel radius
+    is then the mean CoC of its members (`radii`), so a flat object at a fractional CoC is
+    still blurred by exactly its own radius.
+
+    rho: (H, W) CoC in working pixels (H, W multiples of s).  Returns (rho', radii) where
+    radii[i] is the kernel radius of slot i (CoC i - R).
+    """
+    import cv2
+    H, W = rho.shape
+    h, w = H // s, W // s
+    if s > 1:
+        blocks = rho.reshape(h, s, w, s)
+        jump = (blocks.max(axis=(1, 3)) - blocks.min(axis=(1, 3))) > JUMP
+        rb = blocks.mean(axis=(1, 3), dtype=np.float32)
+    else:
+        jump = np.zeros((h, w), bool)
+        rb = rho
+    dx = np.abs(np.diff(rb, axis=1)) > JUMP
+    dy = np.abs(np.diff(rb, axis=0)) > JUMP
+    jump[:, 1:] |= dx
+    jump[:, :-1] |= dx
+    jump[1:, :] |= dy
+    jump[:-1, :] |= dy
+    if jump.any():
+        dist = cv2.distanceTransform((~jump).view(np.uint8), cv2.DIST_L2, 3)
+        weight = np.clip((dist - np.abs(rb) - 1.0) * 0.5, 0.0, 1.0)
+    else:
+        weight = np.ones((h, w), np.float32)
+    box = np.ones((5, 5), np.uint8)
+    slope = (cv2.dilate(rb, box) - cv2.erode(rb, box)) * 0.25
+    weight *= np.clip(slope / SLOPE_FULL, 0.0, 1.0)
+    weight = weight.astype(np.float32)
+    # kernel radius of each slot: mean CoC of its members (blended ones count as the slot's own)
+    S = 2 * R + 1
+    rounded = np.clip(np.round(rb), -R, R - 1)
+    k = (rounded + R).astype(np.intp).ravel()
+    n = np.bincount(k, minlength=S)
+    total = np.bincount(k, np.where(weight < 0.5, rb, rounded).ravel().astype(np.float64), minlength=S)
+    radii = np.arange(S, dtype=np.float64) - R
+    radii[n > 0] = total[n > 0] / n[n > 0]
+    if s > 1:
+        weight = np.repeat(np.repeat(weight, s, axis=0), s, axis=1)
+    r = np.clip(np.round(rho), -R, R - 1)
+    return (r + weight * (rho - r)).astype(np.float32), radii
+
+
+def _kernels(R: int, shape: str, blades: int, rotation: float, radii=None) -> dict:
     from refocus.onnx_models import kernel_input_name
     feeds = {}
     for i in range(2 * R + 1):
         if i == R:
             continue
         # the graph's Conv correlates: flip the kernel so the bokeh has the aperture's orientation
-        k = _aperture.kernel(abs(i - R), shape, blades, rotation)[::-1, ::-1]
+        radius = abs(i - R) if radii is None else abs(radii[i])
+        k = _aperture.kernel(radius, shape, blades, rotation)[::-1, ::-1]
         feeds[kernel_input_name(i)] = np.ascontiguousarray(np.broadcast_to(k, (4, 1) + k.shape))
     return feeds
 
@@ -237,11 +294,12 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
         rho_p = np.pad(rho, pad, mode="edge")
     else:
         rho_p = rho
+    rho_p, radii = snap_to_slots(rho_p, s, R)
     slices = split_slices(boosted, rho_p, s, R)
     del boosted
     t3 = time.perf_counter()
     feeds = {"slices": slices}
-    feeds.update(_kernels(R, aperture, blades, rotation))
+    feeds.update(_kernels(R, aperture, blades, rotation, radii))
     back, backf, front = lens.run(["back", "backf", "front"], feeds)
     t4 = time.perf_counter()
 
