@@ -43,10 +43,13 @@ setup(
         "opencv-python-headless>=4.8,<5",
         "tifffile>=2023.1",
         "platformdirs>=3",
+        "rawpy>=0.18",
+        "exifread>=3.0",
     ],
     extras_require={
         "build-graphs": ["onnx>=1.15"],
-        "test": ["pytest>=7", "onnx>=1.15", "scikit-image>=0.21"],
+        "heic": ["pillow-heif>=0.13"],
+        "test": ["pytest>=7", "onnx>=1.15", "scikit-image>=0.21", "psd-tools>=1.9", "pillow-heif>=0.13"],
     },
     entry_points={"console_scripts": ["refocus=refocus.cli:main"]},
 )
