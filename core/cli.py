@@ -106,6 +106,19 @@ def demo(outdir, device):
                    f"{info.timings['total'] * 1000:.0f} ms on {info.device}")
 
 
+@main.command("photo-info")
+@click.argument("photo", type=click.Path(dir_okay=False))
+def photo_info(photo):
+    """Print what refocus reads from PHOTO: format, size, colour space, camera and lens."""
+    from .errors import RefocusError
+    from .io.describe import describe
+    try:
+        for line in describe(photo):
+            click.echo(line)
+    except RefocusError as e:
+        _fail(e, False)
+
+
 @main.command()
 def info():
     """Print the version, onnxruntime, execution providers and the one that will be used."""

@@ -221,3 +221,17 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path):
                      + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
     with pytest.raises(refocus.BadInputError, match="bomb.png.*100000x100000"):
         read_photo(bomb)
+
+
+def test_cli_photo_info(tmp_path):
+    src = DATA / "exif" / "Nikon_D70.jpg"
+    if not src.is_file():
+        pytest.skip("shared sample not found")
+    r = CliRunner().invoke(main, ["photo-info", str(src)])
+    assert r.exit_code == 0, r.output
+    assert "NIKON D70" in r.output and "100 mm (150 mm in 35 mm terms" in r.output and "f/9" in r.output
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    r = CliRunner().invoke(main, ["photo-info", str(bad)])
+    assert r.exit_code == 2 and r.stderr.startswith("refocus: error: ") and "notes.jpg" in r.stderr
+    assert "raw" not in r.stderr.split("supported")[0]          # not misreported as a damaged raw

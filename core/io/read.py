@@ -339,7 +339,9 @@ def read_photo(path, *, max_pixels: int | None = None):
             try:
                 dec = _read_common(path, "image", max_pixels)
             except UnsupportedFormatError:
-                dec = _read_raw(path, max_pixels)      # LibRaw knows formats by content too
+                if path.suffix.lower() not in RAW_EXTS:
+                    raise
+                dec = _read_raw(path, max_pixels)      # raw formats without a magic number we know
     except RefocusError:
         raise
     except MemoryError:
