@@ -250,7 +250,7 @@ def encode_tiff(enc: np.ndarray, *, icc=None, exif=None, xmp_packet=None, grey=F
     if xmp_packet:
         extratags.append((700, "B", len(xmp_packet), xmp_packet, True))
     tifffile.imwrite(bio, enc, photometric="minisblack" if grey else "rgb", compression="zlib",
-                     predictor=True, iccprofile=icc, extrasamples=(2,) if alpha else None,
+                     compressionargs={"level": 1}, predictor=True, iccprofile=icc, extrasamples=(2,) if alpha else None,
                      software=f"refocus {__version__}", extratags=extratags + [(274, "H", 1, 1, True)],
                      metadata=None, bigtiff=False)
     return tiff_attach_exif(bio.getvalue(), exif)
