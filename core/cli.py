@@ -27,7 +27,8 @@ def main():
 @main.command()
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Output file; its extension picks the format (.jpg, .png, .tif).")
+              help="Output file; its extension picks the format: .jpg, .png, .tif (flattened), "
+                   ".ora, .psd (layered).")
 @click.option("--depth", required=True, type=click.Path(dir_okay=False),
               help="Disparity map (grey PNG/TIFF 8/16-bit, float TIFF or .npy; 1 = near).")
 @click.option("--depth-kind", type=click.Choice(["disparity", "depth"]), default="disparity", show_default=True,
@@ -43,14 +44,21 @@ def main():
 @click.option("--highlight-gain", type=float, default=None,
               help="Energy given back to clipped light sources (1 = off; default 4).")
 @click.option("--bits", type=click.Choice(["8", "16"]), default=None,
-              help="Bit depth of PNG output (default: that of the input; TIFF is 16-bit).")
+              help="Bit depth of PNG/TIFF/layered output (default: PNG as the input; TIFF, PSD, ORA 16).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
               help="Where the graphs run; auto = CUDA, DirectML, CoreML if present, else CPU.")
+@click.option("--layers", is_flag=True,
+              help="Layered output (result, original, disparity, blur mask); with .tif: one page per layer.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist (by default they are kept).")
+@click.option("--depth-out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the disparity map as a 16-bit PNG.")
+@click.option("--gdepth", is_flag=True, help="JPEG output carries its depth map (Google GDepth XMP).")
+@click.option("--to-srgb", is_flag=True, help="Convert to sRGB instead of keeping the input's ICC profile.")
 @click.option("-v", "--verbose", is_flag=True, help="Print what was done and the timings.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def render(input, output, depth, depth_kind, focus_disparity, K, aperture, blades, rotation, highlight_gain,
-           bits, quality, device, verbose, debug):
+           bits, quality, device, layers, overwrite, depth_out, gdepth, to_srgb, verbose, debug):
     """Render INPUT as a lens focused at --focus-disparity would have captured it."""
     from .errors import RefocusError
     from .highlights import DEFAULT_GAIN
@@ -60,7 +68,8 @@ def render(input, output, depth, depth_kind, focus_disparity, K, aperture, blade
                            blades=blades, rotation=rotation,
                            highlight_gain=DEFAULT_GAIN if highlight_gain is None else highlight_gain,
                            depth_kind=depth_kind, device=device, bits=int(bits) if bits else None,
-                           quality=quality)
+                           quality=quality, layers=layers, overwrite=overwrite, depth_out=depth_out,
+                           gdepth=gdepth, to_srgb=to_srgb)
     except RefocusError as e:
         _fail(e, debug)
     if verbose:
@@ -90,11 +99,24 @@ def demo(outdir, device):
     for name, focus, K, shape in jobs:
         try:
             info = render_file(samples.PHOTO, out / name, depth=samples.DISPARITY, focus_disparity=focus, K=K,
-                               aperture=shape, device=device)
+                               aperture=shape, device=device, overwrite=True)
         except RefocusError as e:
             _fail(e, False)
         click.echo(f"{out / name}: focus disparity {focus}, K {K}, {shape} aperture, "
                    f"{info.timings['total'] * 1000:.0f} ms on {info.device}")
+
+
+@main.command("photo-info")
+@click.argument("photo", type=click.Path(dir_okay=False))
+def photo_info(photo):
+    """Print what refocus reads from PHOTO: format, size, colour space, camera and lens."""
+    from .errors import RefocusError
+    from .io.describe import describe
+    try:
+        for line in describe(photo):
+            click.echo(line)
+    except RefocusError as e:
+        _fail(e, False)
 
 
 @main.command()

@@ -34,6 +34,10 @@ class Photo:
     exif: bytes | None = None
     format: str = ""
     meta: dict = field(default_factory=dict)
+    alpha: np.ndarray | None = None          # (H, W) float32 in [0, 1], straight alpha, or None
+    camera: object = None                    # refocus.io.CameraInfo (make, lens, focal length, ...)
+    xmp: bytes | None = None                 # the source's XMP packet
+    space: object = None                     # refocus.io.colour.ColourSpace of `linear`
 
 
 def _identify(path: Path):
@@ -79,49 +83,10 @@ def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
     return a
 
 
-def read_photo(path) -> Photo:
-    """Read a JPEG/PNG/TIFF/WebP photo as linear RGB (EXIF orientation applied)."""
-    import cv2
-    path = Path(path)
-    im = _identify(path)
-    fmt = im.format or ""
-    w, h = im.size
-    if w * h > MAX_PIXELS:
-        raise BadInputError(f"{path}: {w}x{h} = {w * h / 1e6:.0f} MP exceeds the limit of "
-                            f"{MAX_PIXELS / 1e6:.0f} MP (set REFOCUS_MAX_PIXELS to raise it)")
-    icc = im.info.get("icc_profile")
-    exif = im.info.get("exif")
-    try:
-        orientation = int(im.getexif().get(0x0112, 1) or 1)
-    except Exception:
-        orientation = 1
-    data = np.fromfile(path, np.uint8)
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
-    if arr is None or arr.shape[0] != h or arr.shape[1] != w:
-        try:                                     # formats OpenCV lacks: let Pillow decode
-            im.load()
-            arr = np.asarray(im.convert("RGBA" if im.mode in ("RGBA", "LA", "PA") else "RGB"))
-            arr = arr[..., [2, 1, 0, 3]] if arr.shape[2] == 4 else arr[..., ::-1]
-        except Exception as e:
-            raise UnsupportedFormatError(f"{path}: damaged or truncated {fmt or 'image'} ({e})") from None
-    if fmt in ("JPEG", "MPO") and b"\xff\xd9" not in data[-65536:].tobytes():
-        # OpenCV silently fills the missing part of a truncated JPEG with grey
-        raise UnsupportedFormatError(f"{path}: truncated JPEG (no end-of-image marker)")
-    grey = arr.ndim == 2 or arr.shape[2] == 1
-    if grey:
-        arr = arr.reshape(arr.shape[0], arr.shape[1])
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    elif arr.shape[2] == 4:
-        arr = arr[..., :3]
-    arr = np.ascontiguousarray(arr[..., ::-1])        # BGR -> RGB
-    if arr.dtype not in (np.uint8, np.uint16):
-        arr = arr.astype(np.float32)
-        if arr.max() > 1.0:
-            arr /= arr.max()
-    bits = 16 if arr.dtype == np.uint16 else 8
-    arr = apply_orientation(arr, orientation)
-    lin = decode_srgb(np.ascontiguousarray(arr))
-    return Photo(lin, path, bits, grey, icc, exif, fmt, {"orientation": orientation, "size": (w, h)})
+def read_photo(path, *, max_pixels: int | None = None) -> Photo:
+    """Read a photo as linear RGB (EXIF orientation applied); see :func:`refocus.io.read_photo`."""
+    from .io.read import read_photo as _read_photo
+    return _read_photo(path, max_pixels=max_pixels)
 
 
 def read_depth(path, shape=None, kind: str = "disparity") -> np.ndarray:

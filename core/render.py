@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
+import numpy as np
 
 from . import imageio
 from .highlights import DEFAULT_GAIN
@@ -11,25 +14,58 @@ from .lens import RenderInfo, render_linear
 def render_file(input, output, *, depth, focus_disparity: float, K: float, aperture: str = "circle",
                 blades: int = 6, rotation: float = 0.0, highlight_gain: float = DEFAULT_GAIN,
                 depth_kind: str = "disparity", device: str = "auto", bits: int | None = None,
-                quality: int = 95, info: RenderInfo | None = None) -> RenderInfo:
-    """Render `input` with the disparity map `depth` and write `output` (format by extension).
+                quality: int = 95, info: RenderInfo | None = None, layers: bool = False,
+                overwrite: bool = False, depth_out=None, gdepth: bool = False, to_srgb: bool = False,
+                preset: str | None = None, subject_mask: np.ndarray | None = None) -> RenderInfo:
+    """Render `input` with the disparity map `depth` and write `output`.
 
-    Nothing is written if anything fails; the input is never modified.
+    The output's extension picks the format: .jpg/.png/.tif (flattened, with the source's
+    EXIF, ICC profile and an XMP record), .ora/.psd (layered), or .tif with ``layers=True``
+    (layered TIFF).  Layers: result, original, disparity, blur (|CoC| / max CoC), subject
+    mask when given.  ``depth_out``: also write the disparity map as a 16-bit PNG;
+    ``gdepth``: the JPEG carries the disparity map as Google GDepth XMP.  Existing outputs
+    are kept unless ``overwrite``; nothing is written if anything fails; the input is never
+    modified.
     """
+    from . import io as rio
+    from .io import layers as rlayers
+    from .io import write as rwrite
     info = info if info is not None else RenderInfo()
     t0 = time.perf_counter()
-    fmt = imageio.output_format(output)              # fail early on a bad output name ...
-    imageio.output_folder(output)                    # ... or a missing folder, before any work
-    photo = imageio.read_photo(input)
+    kind = rwrite.output_kind(output, layers=layers)           # fail early on a bad output name ...
+    rwrite.check_output(output, overwrite=overwrite, inputs=[input, depth])   # ... or folder, before any work
+    if gdepth and kind != "jpeg":
+        from .errors import BadInputError
+        raise BadInputError(f"{output}: --gdepth embeds the depth map in a JPEG; use a .jpg output")
+    if depth_out is not None:
+        if Path(depth_out).suffix.lower() != ".png":
+            from .errors import BadInputError
+            raise BadInputError(f"{depth_out}: --depth-out writes a 16-bit PNG; use a .png name")
+        rwrite.check_output(depth_out, overwrite=overwrite, inputs=[input, depth, output])
+    photo = rio.read_photo(input)
     disp = imageio.read_depth(depth, photo.linear.shape[:2], kind=depth_kind)
     t1 = time.perf_counter()
     out = render_linear(photo.linear, disp, focus_disparity, K, aperture=aperture, blades=blades,
                         rotation=rotation, highlight_gain=highlight_gain, device=device, info=info)
     t2 = time.perf_counter()
-    if bits is None:
-        bits = 16 if (fmt == "tiff" or (fmt == "png" and photo.bits == 16)) else 8
-    imageio.write_photo(output, out, bits=bits, quality=quality, grey=photo.grey,
-                        icc=photo.icc, exif=photo.exif, source=input)
+    record = {"preset": preset, "focus_disparity": float(focus_disparity), "blur": float(K),
+              "aperture": aperture if aperture != "polygon" else f"polygon-{blades}",
+              "depth_source": Path(depth).name, "depth_kind": depth_kind, "source": Path(input).name}
+    if kind in ("ora", "psd", "layered-tiff"):
+        coc = np.float32(K) * (disp - np.float32(focus_disparity))
+        max_coc = float(np.abs(coc).max())
+        stack = rlayers.result_layers(out, photo.linear, disp, coc, max_coc=max_coc, subject_mask=subject_mask)
+        rlayers.write_layers(output, stack, photo=photo, bits=16 if bits is None else bits, overwrite=overwrite,
+                             xmp_record=record, to_srgb=to_srgb)
+    elif gdepth:
+        rwrite.write_gdepth_jpeg(output, out, disp, photo=photo, quality=quality, original=photo.linear,
+                                 xmp_record=record, overwrite=overwrite, to_srgb=to_srgb)
+    else:
+        rwrite.write_result(output, out, photo=photo, bits=bits, quality=quality, xmp_record=record,
+                            overwrite=overwrite, to_srgb=to_srgb)
+    if depth_out is not None:
+        rwrite.write_disparity_png(depth_out, disp, overwrite=overwrite, inputs=[input, depth],
+                                   record={"source": Path(input).name, "depth_source": Path(depth).name})
     t3 = time.perf_counter()
     info.timings.update({"read": t1 - t0, "render": t2 - t1, "write": t3 - t2, "total": t3 - t0})
     return info

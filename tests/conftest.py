@@ -67,3 +67,7 @@ def photo_files(tmp_path, rng):
     write_png8(paths["depth"], depth)
     paths["pixels"] = img
     return paths
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gimp: runs GIMP 3 (in the shared/gimp3 chroot); skipped when absent")
