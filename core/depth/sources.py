@@ -106,8 +106,10 @@ def estimate_depth(photo_or_path, *, source: str = "auto", model=None, device: s
         else:
             if photo is None:
                 get_linear()            # also checks the file is a readable photo
+                timings["read"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
             emb, why = _read_embedded(path)
-            timings["embedded"] = time.perf_counter() - t0
+            timings["embedded"] = time.perf_counter() - t1
             if emb is not None:
                 disp = _fit(emb.disparity, linear.shape[:2], str(path))
                 return DepthResult(disp, "embedded", emb.kind, timings, getattr(emb, "original", None))
