@@ -23,8 +23,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=["refocus", "refocus.io", "refocus.onnx_models", "refocus.batch", "refocus.plugin_gimp",
-              "refocus.samples"],
+    packages=["refocus", "refocus.io", "refocus.depth", "refocus.onnx_models", "refocus.batch",
+              "refocus.plugin_gimp", "refocus.samples"],
     package_dir={
         "refocus": "core",
         "refocus.onnx_models": "onnx_models",
@@ -32,9 +32,11 @@ setup(
         "refocus.plugin_gimp": "plugin_gimp",
         "refocus.samples": "core/samples",
         "refocus.io": "core/io",
+        "refocus.depth": "core/depth",
     },
     package_data={"refocus.onnx_models": ["graphs/*.onnx", "graphs/manifest.json"],
-                  "refocus.samples": ["*.png"]},
+                  "refocus.samples": ["*.png"],
+                  "refocus.depth": ["*.json"]},
     install_requires=[
         "numpy>=1.23",
         "onnxruntime>=1.16",
@@ -45,6 +47,7 @@ setup(
         "platformdirs>=3",
         "rawpy>=0.18",
         "exifread>=3.0",
+        "tqdm>=4.60",
     ],
     extras_require={
         "build-graphs": ["onnx>=1.15"],

@@ -29,8 +29,11 @@ def main():
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Output file; its extension picks the format: .jpg, .png, .tif (flattened), "
                    ".ora, .psd (layered).")
-@click.option("--depth", required=True, type=click.Path(dir_okay=False),
-              help="Disparity map (grey PNG/TIFF 8/16-bit, float TIFF or .npy; 1 = near).")
+@click.option("--depth", default="auto", show_default=True,
+              help="Disparity map (grey PNG/TIFF 8/16-bit, float TIFF or .npy; 1 = near), or auto: depth "
+                   "embedded in INPUT, else an installed model, else the offline default.")
+@click.option("--model", default=None, metavar="NAME_OR_PATH",
+              help="Depth model for --depth auto (see `refocus models list`) or an .onnx file.")
 @click.option("--depth-kind", type=click.Choice(["disparity", "depth"]), default="disparity", show_default=True,
               help="What the map holds: disparity (larger = nearer) or depth (larger = farther).")
 @click.option("--focus-disparity", "focus_disparity", required=True, type=float,
@@ -57,8 +60,8 @@ def main():
 @click.option("--to-srgb", is_flag=True, help="Convert to sRGB instead of keeping the input's ICC profile.")
 @click.option("-v", "--verbose", is_flag=True, help="Print what was done and the timings.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def render(input, output, depth, depth_kind, focus_disparity, K, aperture, blades, rotation, highlight_gain,
-           bits, quality, device, layers, overwrite, depth_out, gdepth, to_srgb, verbose, debug):
+def render(input, output, depth, model, depth_kind, focus_disparity, K, aperture, blades, rotation,
+           highlight_gain, bits, quality, device, layers, overwrite, depth_out, gdepth, to_srgb, verbose, debug):
     """Render INPUT as a lens focused at --focus-disparity would have captured it."""
     from .errors import RefocusError
     from .highlights import DEFAULT_GAIN
@@ -69,11 +72,13 @@ def render(input, output, depth, depth_kind, focus_disparity, K, aperture, blade
                            highlight_gain=DEFAULT_GAIN if highlight_gain is None else highlight_gain,
                            depth_kind=depth_kind, device=device, bits=int(bits) if bits else None,
                            quality=quality, layers=layers, overwrite=overwrite, depth_out=depth_out,
-                           gdepth=gdepth, to_srgb=to_srgb)
+                           gdepth=gdepth, to_srgb=to_srgb, model=model)
     except RefocusError as e:
         _fail(e, debug)
     if verbose:
         t = info.timings
+        if getattr(info, "depth_source", None):
+            click.echo(f"depth: {info.depth_source}", err=True)
         click.echo(f"{output}: max CoC {info.max_coc:.1f} px, working scale 1/{info.scale} "
                    f"({info.working_size[0]}x{info.working_size[1]}), {info.highlight_pixels} highlight px, "
                    f"device {info.device}", err=True)
@@ -132,6 +137,11 @@ def info():
     for line in runtime.graph_lines():
         click.echo(line)
 
+
+from .cli_depth import depth as _depth_cmd, models as _models_group  # noqa: E402  (click only)
+
+main.add_command(_depth_cmd)
+main.add_command(_models_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -89,18 +89,39 @@ def read_photo(path, *, max_pixels: int | None = None) -> Photo:
     return _read_photo(path, max_pixels=max_pixels)
 
 
+def _fill_unknown(d: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    """Fill the `unknown` pixels of `d` from their known surroundings (OpenCV Telea inpainting)."""
+    import cv2
+    if not unknown.any():
+        return d
+    filled = d.copy()
+    filled[unknown] = 0
+    return cv2.inpaint(filled.astype(np.float32), unknown.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+
+
 def read_depth(path, shape=None, kind: str = "disparity") -> np.ndarray:
     """Read a depth/disparity map as float32 disparity in [0, 1] (1 = near).
 
     Accepts grey PNG/TIFF (8 or 16 bit: value / max of the type; float TIFF as is) and
-    ``.npy`` arrays.  With `shape` (H, W): a map of the same aspect ratio but another
-    resolution is resized; another aspect ratio is an error.  ``kind="depth"`` means larger
-    = farther: it is converted to disparity as 1/depth, normalised to [0, 1].
+    ``.npy`` arrays.  A colour image whose channels differ (a colour-mapped picture of a
+    depth map) is refused.  With `shape` (H, W): a map of the same aspect ratio but another
+    resolution is resized; another aspect ratio is an error.
+
+    ``kind="disparity"``: floats outside [0, 1] (e.g. disparities in pixels) are scaled to
+    [0, 1] by their minimum and maximum; NaN or infinite values are an error.
+
+    ``kind="depth"`` (larger = farther, any unit): disparity is proportional to 1/depth,
+    so the map becomes ``1/z`` normalised to [0, 1] (``(1/z - 1/z_max) / (1/z_min - 1/z_max)``),
+    not a flipped ``1 - z``.  ``+inf`` is infinitely far (disparity 0); zero, negative
+    and NaN values mean "no measurement" (as depth sensors write them) and are filled from
+    the surrounding pixels.
     """
     import cv2
     path = Path(path)
     if not path.exists():
         raise BadInputError(f"{path}: depth file not found")
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a folder, not a depth map")
     if path.suffix.lower() == ".npy":
         try:
             d = np.load(path, allow_pickle=False)
@@ -121,9 +142,12 @@ def read_depth(path, shape=None, kind: str = "disparity") -> np.ndarray:
     d = np.asarray(d)
     if d.ndim == 3:
         if d.shape[2] > 4 and d.shape[0] <= 4:        # channels first
-            d = d[0]
-        else:
-            d = d[..., 0]
+            d = np.moveaxis(d, 0, 2)
+        if d.shape[2] >= 3 and not (np.array_equal(d[..., 0], d[..., 1]) and np.array_equal(d[..., 0], d[..., 2])):
+            raise BadInputError(f"{path}: depth map has {d.shape[2]} differing colour channels; expected a grey "
+                                "image (a colour-mapped picture of depth cannot be read back; save the map as "
+                                "grey PNG/TIFF or .npy)")
+        d = d[..., 0]
     if d.ndim != 2:
         raise BadInputError(f"{path}: expected a 2-D depth map, got shape {d.shape}")
     if d.dtype == np.uint8:
@@ -132,23 +156,36 @@ def read_depth(path, shape=None, kind: str = "disparity") -> np.ndarray:
         d = d.astype(np.float32) / 65535.0
     elif d.dtype.kind in "iu":
         d = d.astype(np.float32) / float(np.iinfo(d.dtype).max)
-    else:
+    elif d.dtype.kind in "fb":
         d = d.astype(np.float32)
-    if not np.isfinite(d).all():
-        raise BadInputError(f"{path}: {int((~np.isfinite(d)).sum())} depth value(s) are NaN or infinite")
+    else:
+        raise BadInputError(f"{path}: depth values of type {d.dtype} are not numbers")
     if kind == "depth":
-        if (d <= 0).any():
-            lo = float(d[d > 0].min()) if (d > 0).any() else 1.0
-            d = np.maximum(d, lo)
-        inv = 1.0 / d
-        d = (inv - inv.min()) / max(float(inv.max() - inv.min()), 1e-12)
-    elif kind != "disparity":
+        unknown = ~(d > 0)                               # 0, negative, NaN: no measurement
+        far = np.isposinf(d)
+        valid = ~unknown & ~far
+        if not valid.any():
+            raise BadInputError(f"{path}: no usable depth values (all are zero, negative, NaN or infinite)")
+        inv = np.zeros_like(d)
+        inv[valid] = 1.0 / d[valid]                      # +inf depth -> 0
+        lo, hi = 0.0 if far.any() else float(inv[valid].min()), float(inv[valid].max())
+        d = (inv - lo) / max(hi - lo, 1e-12)
+        d = np.clip(_fill_unknown(d.astype(np.float32), unknown), 0.0, 1.0)
+    elif kind == "disparity":
+        if not np.isfinite(d).all():
+            raise BadInputError(f"{path}: {int((~np.isfinite(d)).sum())} disparity value(s) are NaN or infinite")
+        lo, hi = float(d.min()), float(d.max())
+        if lo < 0.0 or hi > 1.0:
+            d = (d - lo) / max(hi - lo, 1e-12)
+    else:
         raise BadInputError(f"--depth-kind: unknown kind {kind!r}; choose disparity or depth")
+    d = d.astype(np.float32, copy=False)
     if shape is not None and d.shape != tuple(shape):
         H, W = shape
         if abs(d.shape[1] / d.shape[0] - W / H) > 0.01 * (W / H):
             raise BadInputError(f"{path}: depth map is {d.shape[1]}x{d.shape[0]} but the photo is {W}x{H}; "
-                                "the aspect ratios differ (a depth map must cover the same frame)")
+                                "the aspect ratios differ (a depth map must cover the same frame, as displayed: "
+                                "EXIF orientation applied)")
         d = cv2.resize(d, (W, H), interpolation=cv2.INTER_LINEAR)
     return d
 

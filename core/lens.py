@@ -49,6 +49,7 @@ class RenderInfo:
     working_size: tuple = (0, 0)
     highlight_pixels: int = 0
     device: str = "cpu"
+    depth_source: str = ""
     timings: dict = field(default_factory=dict)
 
 

@@ -16,8 +16,15 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
                 depth_kind: str = "disparity", device: str = "auto", bits: int | None = None,
                 quality: int = 95, info: RenderInfo | None = None, layers: bool = False,
                 overwrite: bool = False, depth_out=None, gdepth: bool = False, to_srgb: bool = False,
-                preset: str | None = None, subject_mask: np.ndarray | None = None) -> RenderInfo:
-    """Render `input` with the disparity map `depth` and write `output`.
+                preset: str | None = None, subject_mask: np.ndarray | None = None,
+                model=None) -> RenderInfo:
+    """Render `input` with a disparity map and write `output`.
+
+    ``depth``: a disparity map file, or ``"auto"`` (or None) to estimate it
+    (:func:`refocus.depth.estimate_depth`: embedded depth, else an installed model -- `model`
+    picks one --, else the offline default); when the file holds an unblurred original
+    (Google Lens Blur), the rendering starts from it.  ``info.depth_source`` says which
+    source was used.
 
     The output's extension picks the format: .jpg/.png/.tif (flattened, with the source's
     EXIF, ICC profile and an XMP record), .ora/.psd (layered), or .tif with ``layers=True``
@@ -32,8 +39,10 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
     from .io import write as rwrite
     info = info if info is not None else RenderInfo()
     t0 = time.perf_counter()
+    auto_depth = depth is None or str(depth) == "auto"
+    depth_inputs = [input] if auto_depth else [input, depth]
     kind = rwrite.output_kind(output, layers=layers)           # fail early on a bad output name ...
-    rwrite.check_output(output, overwrite=overwrite, inputs=[input, depth])   # ... or folder, before any work
+    rwrite.check_output(output, overwrite=overwrite, inputs=depth_inputs)   # ... or folder, before any work
     if gdepth and kind != "jpeg":
         from .errors import BadInputError
         raise BadInputError(f"{output}: --gdepth embeds the depth map in a JPEG; use a .jpg output")
@@ -41,31 +50,42 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
         if Path(depth_out).suffix.lower() != ".png":
             from .errors import BadInputError
             raise BadInputError(f"{depth_out}: --depth-out writes a 16-bit PNG; use a .png name")
-        rwrite.check_output(depth_out, overwrite=overwrite, inputs=[input, depth, output])
+        rwrite.check_output(depth_out, overwrite=overwrite, inputs=depth_inputs + [output])
     photo = rio.read_photo(input)
-    disp = imageio.read_depth(depth, photo.linear.shape[:2], kind=depth_kind)
+    linear = photo.linear
+    if auto_depth:
+        from .depth import estimate_depth
+        res = estimate_depth(photo, model=model, device=device)
+        disp = res.disparity
+        if res.original is not None and res.original.shape[:2] == disp.shape:
+            linear = res.original
+        info.depth_source = f"{res.source} ({res.detail})"
+        depth_name = f"{res.source}: {res.detail}"
+    else:
+        disp = imageio.read_depth(depth, photo.linear.shape[:2], kind=depth_kind)
+        depth_name = Path(depth).name
     t1 = time.perf_counter()
-    out = render_linear(photo.linear, disp, focus_disparity, K, aperture=aperture, blades=blades,
+    out = render_linear(linear, disp, focus_disparity, K, aperture=aperture, blades=blades,
                         rotation=rotation, highlight_gain=highlight_gain, device=device, info=info)
     t2 = time.perf_counter()
     record = {"preset": preset, "focus_disparity": float(focus_disparity), "blur": float(K),
               "aperture": aperture if aperture != "polygon" else f"polygon-{blades}",
-              "depth_source": Path(depth).name, "depth_kind": depth_kind, "source": Path(input).name}
+              "depth_source": depth_name, "depth_kind": depth_kind, "source": Path(input).name}
     if kind in ("ora", "psd", "layered-tiff"):
         coc = np.float32(K) * (disp - np.float32(focus_disparity))
         max_coc = float(np.abs(coc).max())
-        stack = rlayers.result_layers(out, photo.linear, disp, coc, max_coc=max_coc, subject_mask=subject_mask)
+        stack = rlayers.result_layers(out, linear, disp, coc, max_coc=max_coc, subject_mask=subject_mask)
         rlayers.write_layers(output, stack, photo=photo, bits=16 if bits is None else bits, overwrite=overwrite,
                              xmp_record=record, to_srgb=to_srgb)
     elif gdepth:
-        rwrite.write_gdepth_jpeg(output, out, disp, photo=photo, quality=quality, original=photo.linear,
+        rwrite.write_gdepth_jpeg(output, out, disp, photo=photo, quality=quality, original=linear,
                                  xmp_record=record, overwrite=overwrite, to_srgb=to_srgb)
     else:
         rwrite.write_result(output, out, photo=photo, bits=bits, quality=quality, xmp_record=record,
                             overwrite=overwrite, to_srgb=to_srgb)
     if depth_out is not None:
-        rwrite.write_disparity_png(depth_out, disp, overwrite=overwrite, inputs=[input, depth],
-                                   record={"source": Path(input).name, "depth_source": Path(depth).name})
+        rwrite.write_disparity_png(depth_out, disp, overwrite=overwrite, inputs=depth_inputs,
+                                   record={"source": Path(input).name, "depth_source": depth_name})
     t3 = time.perf_counter()
     info.timings.update({"read": t1 - t0, "render": t2 - t1, "write": t3 - t2, "total": t3 - t0})
     return info

@@ -71,3 +71,53 @@ def photo_files(tmp_path, rng):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gimp: runs GIMP 3 (in the shared/gimp3 chroot); skipped when absent")
+
+
+@pytest.fixture(autouse=True)
+def _refocus_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own REFOCUS_HOME: no test reads or writes the real user data dir."""
+    home = tmp_path_factory.mktemp("refocus_home")
+    monkeypatch.setenv("REFOCUS_HOME", str(home))
+    return home
+
+
+def make_depth_onnx(path, *, weights=(1.0, 10.0, 100.0), in_name="pixel_values", out_name="predicted_depth",
+                    dtype="float32", fixed_hw=None, out_4d=False, channels=3, extra_input=False):
+    """A tiny stand-in for a depth network: output = sum_c weights[c] * input[:, c] (a 1x1 Conv).
+
+    Same interface as the real exports: input (N, 3, H, W) -> output (N, H, W) (or (N, 1, H, W)),
+    float32 or float16, dynamic or fixed H, W; so a test can compute the expected output
+    from the photo independently.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+    ft = TensorProto.FLOAT16 if dtype == "float16" else TensorProto.FLOAT
+    H, W = fixed_hw if fixed_hw else ("H", "W")
+    nodes, inits = [], []
+    x = in_name
+    if dtype == "float16":
+        nodes.append(helper.make_node("Cast", [in_name], ["x32"], to=TensorProto.FLOAT))
+        x = "x32"
+    w = np.asarray(weights, np.float32).reshape(1, channels, 1, 1)
+    inits.append(helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel().tolist()))
+    nodes.append(helper.make_node("Conv", [x, "w"], ["y4"]))
+    y = "y4"
+    if not out_4d:
+        inits.append(helper.make_tensor("axes", TensorProto.INT64, [1], [1]))
+        nodes.append(helper.make_node("Squeeze", ["y4", "axes"], ["y3"]))
+        y = "y3"
+    if dtype == "float16":
+        nodes.append(helper.make_node("Cast", [y], [out_name], to=TensorProto.FLOAT16))
+    else:
+        nodes.append(helper.make_node("Identity", [y], [out_name]))
+    out_shape = ["N", 1, H, W] if out_4d else ["N", H, W]
+    inputs = [helper.make_tensor_value_info(in_name, ft, ["N", channels, H, W])]
+    if extra_input:
+        inputs.append(helper.make_tensor_value_info("mask", ft, ["N", 1, H, W]))
+    graph = helper.make_graph(nodes, "stand_in_depth", inputs,
+                              [helper.make_tensor_value_info(out_name, ft, out_shape)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

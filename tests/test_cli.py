@@ -97,9 +97,10 @@ def test_unknown_command_is_a_usage_error():
 
 
 def test_render_requires_its_options(tmp_path):
+    # --depth is optional since it defaults to auto (issue 3); the focus and the blur are not
     result = CliRunner().invoke(main, ["render", str(tmp_path / "x.jpg"), "-o", str(tmp_path / "y.jpg")])
     assert result.exit_code == 2
-    assert "--depth" in result.output
+    assert "--focus-disparity" in result.output
     assert not (tmp_path / "y.jpg").exists()
 
 
