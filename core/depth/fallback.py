@@ -217,8 +217,8 @@ def _nms(boxes, thr=0.3):
 
 
 def _detect_faces(srgb8) -> list:
-    """Face boxes (x, y, w, h): frontal and profile (looking either way) Haar detections that
-    enough neighbouring windows agree on; overlaps removed."""
+    """Face boxes (x, y, w, h): frontal Haar detections that enough neighbouring windows agree
+    on; when there is none, profile faces looking either way; overlaps removed."""
     import cv2
     h, w = srgb8.shape[:2]
     if min(h, w) < 40:
@@ -231,7 +231,7 @@ def _detect_faces(srgb8) -> list:
     if front is not None:
         rects, votes = front.detectMultiScale2(grey, **kw)
         found += [tuple(int(v) for v in r) for r, n in zip(rects, np.ravel(votes)) if n >= FRONTAL_VOTES]
-    prof = _cascade("haarcascade_profileface.xml")
+    prof = _cascade("haarcascade_profileface.xml") if not found else None   # (saves 2 passes)
     if prof is not None:
         for flip in (False, True):
             g = np.ascontiguousarray(grey[:, ::-1]) if flip else grey
