@@ -47,7 +47,7 @@ setup(
     extras_require={
         "build-graphs": ["onnx>=1.15"],
         "heif": ["pillow-heif>=0.16"],
-        "test": ["pytest>=7", "onnx>=1.15", "scikit-image>=0.21"],
+        "test": ["pytest>=7", "onnx>=1.15", "scikit-image>=0.21", "scipy>=1.9", "pillow-heif>=0.16"],
     },
     entry_points={"console_scripts": ["refocus=refocus.cli:main"]},
 )
