@@ -51,8 +51,9 @@ setup(
     ],
     extras_require={
         "build-graphs": ["onnx>=1.15"],
-        "heic": ["pillow-heif>=0.13"],
-        "test": ["pytest>=7", "onnx>=1.15", "scikit-image>=0.21", "psd-tools>=1.9", "pillow-heif>=0.13"],
+        "heic": ["pillow-heif>=0.16"],
+        "test": ["pytest>=7", "onnx>=1.15", "scikit-image>=0.21", "scipy>=1.9", "psd-tools>=1.9",
+                 "pillow-heif>=0.16"],
     },
     entry_points={"console_scripts": ["refocus=refocus.cli:main"]},
 )
