@@ -227,3 +227,29 @@ def test_depth_of_a_damaged_photo_is_a_clear_error(tmp_path, installed_default):
     assert r.exit_code == 2 and r.output.startswith(f"refocus: error: {bad}")
     write_png8(tmp_path / "ok.png", np.zeros((4, 4, 3), np.uint8))
     assert _cli("depth", tmp_path / "ok.png", "-o", tmp_path / "nofolder" / "d.png").exit_code == 2
+
+
+def test_render_depth_auto_prefers_embedded_depth_and_its_unblurred_original(tmp_path, installed_default):
+    """A Google Lens Blur JPEG: the embedded map wins over an installed model, and the
+    rendering starts from the unblurred GImage original, not the blurred primary image."""
+    src = DATA / "embedded_depth" / "gcam_lensblur_gdepth.jpg"
+    if not src.is_file():
+        pytest.skip("shared/data not available")
+    out = tmp_path / "out.png"
+    r = _cli("render", src, "-o", out, "--focus-disparity", "0.5", "--blur", "0", "--device", "cpu", "-v")
+    assert r.exit_code == 0, r.output
+    assert "depth: embedded (GDepth" in r.stderr
+    from PIL import Image
+    from refocus.depth.embedded import read_embedded_depth
+    original = read_embedded_depth(src).original_bytes
+    import io
+    with Image.open(io.BytesIO(original)) as im:
+        want = np.asarray(im.convert("RGB"), np.int16)
+    with Image.open(out) as im:
+        got = np.asarray(im.convert("RGB"), np.int16)
+    with Image.open(src) as im:
+        primary = np.asarray(im.convert("RGB"), np.int16)
+    assert got.shape == want.shape
+    # K = 0: the output is the unblurred original (up to 8-bit rounding), not the primary image
+    assert np.abs(got - want).mean() < 1.0
+    assert np.abs(got - primary).mean() > 2.0

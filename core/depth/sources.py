@@ -104,9 +104,8 @@ def estimate_depth(photo_or_path, *, source: str = "auto", model=None, device: s
             if source == "embedded":
                 raise BadInputError("--source embedded needs a file (an array has no embedded depth)")
         else:
-            if photo is None:
-                get_linear()            # also checks the file is a readable photo
-                timings["read"] = time.perf_counter() - t0
+            get_linear()                # also checks the file is a readable photo
+            timings["read"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             emb, why = _read_embedded(path)
             timings["embedded"] = time.perf_counter() - t1
