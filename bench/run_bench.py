@@ -48,7 +48,7 @@ def main(argv=None) -> int:
             cmd = [sys.executable, "-m", "refocus.cli", "render", str(sdir / "image.png"), "-o", str(dst),
                    "--depth", str(sdir / f"{args.variant}.png"),
                    "--focus-disparity", repr(float(cfg["focus_disparity"])), "--blur", repr(float(cfg["K"])),
-                   "--aperture", cfg.get("aperture", "circle")]
+                   "--aperture", cfg.get("aperture", "circle"), "--overwrite"]
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:
                 print(f"FAILED {scene}/{cfg_path.stem}: {p.stderr.strip()}", file=sys.stderr)

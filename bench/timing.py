@@ -69,7 +69,7 @@ def main(argv=None):
         K = max_coc / max(dmax - dmin, 1e-6)
         out = work / f"out_coc{int(max_coc)}.jpg"
         cmd = exe + ["render", str(jpg), "-o", str(out), "--depth", str(png),
-                     "--focus-disparity", f"{focus:.6f}", "--blur", f"{K:.6f}"]
+                     "--focus-disparity", f"{focus:.6f}", "--blur", f"{K:.6f}", "--overwrite"]
         run_once(cmd)                      # warm the file cache
         walls = [run_once(cmd) for _ in range(args.runs)]
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -121,9 +121,10 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
     if s == 1:
         kmin = kmax = k0
     else:
-        kb = k0.reshape(h, s, w, s)
-        kmin = kb.min(axis=(1, 3))
-        kmax = kb.max(axis=(1, 3))
+        import cv2
+        box = np.ones((s, s), np.uint8)      # anchor (0, 0): [::s, ::s] picks each block's extreme
+        kmin = np.floor(cv2.erode(rho, box, anchor=(0, 0))[::s, ::s]).astype(np.int16)
+        kmax = np.floor(cv2.dilate(rho, box, anchor=(0, 0))[::s, ::s]).astype(np.int16)
     out = np.zeros((S, 5, h, w), np.float32)
     uni = kmin == kmax
     yu, xu = np.nonzero(uni)
@@ -136,23 +137,28 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
     out[lo + 1, 3, yu, xu] = mean_t[yu, xu]
     if not uni.all():
         # mixed blocks (depth edges): accumulate pixel by pixel
-        mixed = ~uni
-        pm = np.repeat(np.repeat(mixed, s, axis=0), s, axis=1)
-        py, px = np.nonzero(pm)
-        cell = (py // s) * w + (px // s)
+        ym, xm = np.nonzero(~uni)
+        M = len(ym)
+        cell_id = np.full((h, w), -1, np.intp)
+        cell_id[ym, xm] = np.arange(M)
+        # full-resolution pixels of the mixed blocks
+        oy, ox = np.divmod(np.arange(s * s), s)
+        py = (ym[:, None] * s + oy[None, :]).ravel()
+        px = (xm[:, None] * s + ox[None, :]).ravel()
+        cell = np.repeat(np.arange(M), s * s)
         klo = k0[py, px].astype(np.intp) + R
         tt = t[py, px]
         inv = 1.0 / (s * s)
-        flat = out.reshape(S, 5, h * w)
-        n = S * h * w
-        idx_lo = klo * (h * w) + cell
-        idx_hi = idx_lo + h * w
+        n = S * M
+        idx_lo = klo * M + cell
+        idx_hi = idx_lo + M
         vals = img[py, px]
         for c in range(3):
-            flat[:, c] += (np.bincount(idx_lo, vals[:, c], n) + np.bincount(idx_hi, vals[:, c] * tt, n)).reshape(S, h * w) * inv
-        ones = np.bincount(idx_lo, None, n).reshape(S, h * w) * inv
-        flat[:, 3] += ones + np.bincount(idx_hi, tt, n).reshape(S, h * w) * inv
-        flat[:, 4] += ones
+            acc = np.bincount(idx_lo, vals[:, c], n) + np.bincount(idx_hi, vals[:, c] * tt, n)
+            out[:, c, ym, xm] += (acc * inv).reshape(S, M).astype(np.float32)
+        ones = np.bincount(idx_lo, None, n) * inv
+        out[:, 3, ym, xm] += (ones + np.bincount(idx_hi, tt, n) * inv).reshape(S, M).astype(np.float32)
+        out[:, 4, ym, xm] += ones.reshape(S, M).astype(np.float32)
     return out
 
 
@@ -175,9 +181,11 @@ def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
     H, W = rho.shape
     h, w = H // s, W // s
     if s > 1:
-        blocks = rho.reshape(h, s, w, s)
-        jump = (blocks.max(axis=(1, 3)) - blocks.min(axis=(1, 3))) > JUMP
-        rb = blocks.mean(axis=(1, 3), dtype=np.float32)
+        box = np.ones((s, s), np.uint8)      # anchor (0, 0): [::s, ::s] picks each block's extreme
+        hi = cv2.dilate(rho, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::s, ::s]
+        lo = cv2.erode(rho, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::s, ::s]
+        jump = (hi - lo) > JUMP
+        rb = cv2.resize(rho, (w, h), interpolation=cv2.INTER_AREA)
     else:
         jump = np.zeros((h, w), bool)
         rb = rho
@@ -205,9 +213,12 @@ def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
     radii = np.arange(S, dtype=np.float64) - R
     radii[n > 0] = total[n > 0] / n[n > 0]
     if s > 1:
-        weight = np.repeat(np.repeat(weight, s, axis=0), s, axis=1)
+        weight = cv2.resize(weight, (W, H), interpolation=cv2.INTER_NEAREST)
     r = np.clip(np.round(rho), -R, R - 1)
-    return (r + weight * (rho - r)).astype(np.float32), radii
+    rho = rho - r
+    rho *= weight
+    rho += r
+    return rho, radii
 
 
 def _kernels(R: int, shape: str, blades: int, rotation: float, radii=None) -> dict:
