@@ -23,8 +23,8 @@ SURROUND_REF = 0.15         # a light in surroundings this bright gets `gain`; d
 def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
     """Where and how much clipped light sources are raised.
 
-    Returns ``(y0, x0, factor)``: a float32 crop ``factor`` (1 = untouched) whose top-left
-    corner is at (y0, x0) in the image, or None when nothing is a light source.  The
+    Returns ``(ys, xs, factor)``: pixel coordinates and the float32 factor each is raised by
+    (sparse: light sources are small), or None when nothing is a light source.  The
     darker the surroundings of a light source, the more the exposure was set for them and
     the more the light itself was overexposed: the gain scales with
     SURROUND_REF / surround luminance, between 2 and 3 x `gain`.
@@ -66,17 +66,25 @@ def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
         return None
     comp_gain = np.where(keep, np.clip(gain * SURROUND_REF / np.maximum(mean_surround, 1e-3),
                                        min(2.0, gain), 3.0 * gain), 1.0).astype(np.float32)
-    st = stats[keep]
-    y0 = max(0, int(st[:, cv2.CC_STAT_TOP].min()) - 1)
-    x0 = max(0, int(st[:, cv2.CC_STAT_LEFT].min()) - 1)
-    y1 = min(h, int((st[:, cv2.CC_STAT_TOP] + st[:, cv2.CC_STAT_HEIGHT]).max()) + 1)
-    x1 = min(w, int((st[:, cv2.CC_STAT_LEFT] + st[:, cv2.CC_STAT_WIDTH]).max()) + 1)
-    g = comp_gain[labels[y0:y1, x0:x1]]
-    g = cv2.dilate(g, np.ones((3, 3), np.uint8))              # include the anti-aliased rim
-    crop = lin[y0:y1, x0:x1]
-    v = crop.min(axis=2) if crop.ndim == 3 else crop
+    # sparse: the clipped pixels of the kept light sources and a 1-pixel rim around them
+    cy, cx = np.nonzero(core)
+    lab = labels[cy, cx]
+    sel = keep[lab]
+    cy, cx, g0 = cy[sel], cx[sel], comp_gain[lab[sel]]
+    oy, ox = np.divmod(np.arange(9), 3)
+    ny = np.clip(cy[:, None] + oy[None, :] - 1, 0, h - 1).ravel()
+    nx = np.clip(cx[:, None] + ox[None, :] - 1, 0, w - 1).ravel()
+    g = np.repeat(g0, 9)
+    idx = ny.astype(np.int64) * w + nx
+    order = np.lexsort((g, idx))                    # per pixel, the largest gain of a neighbour
+    idx, g = idx[order], g[order]
+    last = np.r_[idx[1:] != idx[:-1], True]
+    idx, g = idx[last], g[last]
+    ys, xs = np.divmod(idx, w)
+    px = lin[ys, xs]
+    v = px.min(axis=1) if px.ndim == 2 else px
     ramp = np.clip((v - RAMP_START) / (CLIP_LEVEL - RAMP_START), 0.0, 1.0)
-    return y0, x0, (1.0 + (g - 1.0) * ramp).astype(np.float32)
+    return ys, xs, (1.0 + (g - 1.0) * ramp).astype(np.float32)
 
 
 def boost(lin: np.ndarray, gain: float = DEFAULT_GAIN, coc: np.ndarray | None = None) -> tuple[np.ndarray, int]:
@@ -90,15 +98,14 @@ def boost(lin: np.ndarray, gain: float = DEFAULT_GAIN, coc: np.ndarray | None = 
     found = highlight_mask(lin, gain)
     if found is None:
         return lin, 0
-    y0, x0, factor = found
+    ys, xs, factor = found
     m = factor - 1.0
     if coc is not None:
-        m *= np.clip(np.abs(coc[y0:y0 + m.shape[0], x0:x0 + m.shape[1]]) - 0.5, 0.0, 1.0)
-    ys, xs = np.nonzero(m > 1e-6)
-    if ys.size == 0:
+        m *= np.clip(np.abs(coc[ys, xs]) - 0.5, 0.0, 1.0)
+    sel = m > 1e-6
+    if not sel.any():
         return lin, 0
+    ys, xs, f = ys[sel], xs[sel], 1.0 + m[sel]
     out = lin.copy()
-    f = 1.0 + m[ys, xs]
-    ys, xs = ys + y0, xs + x0
     out[ys, xs] *= f[:, None] if out.ndim == 3 else f
     return out, int(ys.size)
