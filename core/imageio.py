@@ -15,11 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .color import decode_srgb, encode_srgb8, encode_srgb16
 from .errors import BadInputError, OutputError, UnsupportedFormatError
 
 READABLE = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "MPO")
-WRITE_EXTS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 MAX_PIXELS = int(os.environ.get("REFOCUS_MAX_PIXELS", 200_000_000))
 
 
@@ -193,37 +191,6 @@ def read_depth(path, shape=None, kind: str = "disparity") -> np.ndarray:
 # -- writing -------------------------------------------------------------------
 
 
-def _jpeg_with_metadata(jpeg: bytes, exif: bytes | None, icc: bytes | None) -> bytes:
-    """Insert APP1 (EXIF) and APP2 (ICC) segments right after the SOI marker."""
-    segs = b""
-    if exif:
-        body = exif if exif.startswith(b"Exif\x00\x00") else b"Exif\x00\x00" + exif
-        if len(body) + 2 <= 0xFFFF:
-            segs += b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body
-    if icc:
-        chunk = 65519
-        parts = [icc[i:i + chunk] for i in range(0, len(icc), chunk)]
-        for n, part in enumerate(parts, 1):
-            body = b"ICC_PROFILE\x00" + bytes([n, len(parts)]) + part
-            segs += b"\xff\xe2" + (len(body) + 2).to_bytes(2, "big") + body
-    return jpeg[:2] + segs + jpeg[2:]
-
-
-def _exif_upright(exif: bytes | None) -> bytes | None:
-    """EXIF block with Orientation reset to 1 (pixels are written upright)."""
-    if not exif:
-        return None
-    try:
-        from PIL import Image
-        ex = Image.Exif()
-        ex.load(exif)
-        if ex.get(0x0112, 1) != 1:
-            ex[0x0112] = 1
-        return ex.tobytes()
-    except Exception:
-        return None
-
-
 def output_folder(path) -> Path:
     """The existing folder `path` will be written to (OutputError if it does not exist)."""
     path = Path(path)
@@ -254,63 +221,3 @@ def atomic_write(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
-
-
-def output_format(path) -> str:
-    ext = Path(path).suffix.lower()
-    if ext not in WRITE_EXTS:
-        raise BadInputError(f"{path}: unknown output type {ext or '(none)'}; "
-                            f"use one of {', '.join(sorted(WRITE_EXTS))}")
-    return WRITE_EXTS[ext]
-
-
-def encode_photo(linear: np.ndarray, fmt: str, *, bits: int = 8, quality: int = 95, grey: bool = False,
-                 icc: bytes | None = None, exif: bytes | None = None) -> bytes:
-    """Encode linear RGB as an sRGB file of the given format ('jpeg', 'png', 'tiff')."""
-    import cv2
-    if fmt == "jpeg":
-        bits = 8
-    enc = encode_srgb16(linear) if bits == 16 else encode_srgb8(linear)
-    if grey:
-        enc = enc[..., 0] if linear.ndim == 3 else enc
-    exif = _exif_upright(exif)
-    if fmt == "tiff":
-        import io
-
-        import tifffile
-        bio = io.BytesIO()
-        tifffile.imwrite(bio, enc, photometric="minisblack" if grey else "rgb",
-                         compression="zlib", iccprofile=icc)
-        return bio.getvalue()
-    bgr = enc if grey else np.ascontiguousarray(enc[..., ::-1])
-    if fmt == "jpeg":
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        if not ok:
-            raise OutputError("JPEG encoding failed")
-        return _jpeg_with_metadata(buf.tobytes(), exif, icc)
-    if fmt == "png":
-        if icc or exif:
-            import io
-
-            from PIL import Image
-            if bits == 8:
-                bio = io.BytesIO()
-                kw = {k: v for k, v in (("icc_profile", icc), ("exif", exif)) if v}
-                Image.fromarray(enc).save(bio, "PNG", compress_level=6, **kw)
-                return bio.getvalue()
-        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-        if not ok:
-            raise OutputError("PNG encoding failed")
-        return buf.tobytes()
-    raise BadInputError(f"unknown output format {fmt!r}")
-
-
-def write_photo(path, linear: np.ndarray, *, bits: int = 8, quality: int = 95, grey: bool = False,
-                icc: bytes | None = None, exif: bytes | None = None, source=None) -> Path:
-    """Write linear RGB to `path` (format from the extension), atomically."""
-    path = Path(path)
-    fmt = output_format(path)
-    if source is not None and path.exists() and Path(source).exists() and path.samefile(source):
-        raise OutputError(f"{path}: refusing to overwrite the input file")
-    atomic_write(path, encode_photo(linear, fmt, bits=bits, quality=quality, grey=grey, icc=icc, exif=exif))
-    return path

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import refocus
-from refocus import imageio
+from refocus import color, imageio
 from refocus.depth import estimate, guided, models
 
 from conftest import make_depth_onnx, write_png8
@@ -89,7 +89,7 @@ def test_network_input_and_output_match_reference(tmp_path, photo8):
     io = estimate.inspect_session(sess, spec, onnx_path)
     assert (io.input_name, io.output_name, io.input_dtype, io.fixed_hw) == \
         ("pixel_values", "predicted_depth", np.float32, None)
-    srgb = estimate.srgb_encode(imageio.decode_srgb(photo8))
+    srgb = estimate.srgb_encode(color.decode_srgb(photo8))
     x = estimate.preprocess(srgb, estimate.rules_for(spec, io), io.input_dtype)
     assert x.shape == (1, 3, 518, 784) and x.dtype == np.float32
     raw = estimate.run_network(sess, io, x, onnx_path)
@@ -104,7 +104,7 @@ def test_channel_order_is_rgb(tmp_path):
     img = np.zeros((28, 28, 3), np.uint8)
     img[:, :14, 0] = 255            # red on the left half, blue on the right half
     img[:, 14:, 2] = 255
-    d, _, _ = estimate.predict(imageio.decode_srgb(img), spec, onnx_path, device="cpu", refine=False)
+    d, _, _ = estimate.predict(color.decode_srgb(img), spec, onnx_path, device="cpu", refine=False)
     # red = high = near (not exactly 1 / 0: bicubic ringing at the colour edge moves the percentiles)
     assert d[:, :12].min() > 0.85 and d[:, 16:].max() < 0.15
 
@@ -112,7 +112,7 @@ def test_channel_order_is_rgb(tmp_path):
 def test_predict_end_to_end_unrefined(tmp_path, photo8):
     onnx_path = make_depth_onnx(tmp_path / "m.onnx")
     spec = models.get_spec("depth-anything-v2-small")
-    d, detail, timings = estimate.predict(imageio.decode_srgb(photo8), spec, onnx_path, device="cpu",
+    d, detail, timings = estimate.predict(color.decode_srgb(photo8), spec, onnx_path, device="cpu",
                                           refine=False)
     ref = _normalised(_expected_raw(photo8, (518, 784)))
     ref = np.clip(cv2.resize(ref.astype(np.float32), (60, 40), interpolation=cv2.INTER_LINEAR), 0, 1)
@@ -127,7 +127,7 @@ def test_fp16_model_and_4d_output(tmp_path, photo8):
     spec = models.get_spec("depth-anything-v2-small-fp16")
     io = estimate.inspect_session(_session(onnx_path), spec, onnx_path)
     assert io.input_dtype == np.float16
-    d, detail, _ = estimate.predict(imageio.decode_srgb(photo8), spec, onnx_path, device="cpu", refine=False)
+    d, detail, _ = estimate.predict(color.decode_srgb(photo8), spec, onnx_path, device="cpu", refine=False)
     ref = _normalised(_expected_raw(photo8, (518, 784)))
     ref = np.clip(cv2.resize(ref.astype(np.float32), (60, 40), interpolation=cv2.INTER_LINEAR), 0, 1)
     assert "float16" in detail
@@ -140,12 +140,12 @@ def test_fixed_input_size_and_names_read_from_the_session(tmp_path, photo8):
     installed = models.models_dir()
     installed.mkdir(parents=True)
     shutil.copy(onnx_path, installed / "midas-v2.1-small.onnx")
-    res = refocus.depth.estimate_depth(imageio.decode_srgb(photo8), source="model", model="midas-v2.1-small",
+    res = refocus.depth.estimate_depth(color.decode_srgb(photo8), source="model", model="midas-v2.1-small",
                                        device="cpu")
     assert res.source == "model" and "MiDaS v2.1 Small" in res.detail and "256x256" in res.detail
     # unrefined reference: squashed to 256x256 (the aspect ratio is not kept)
     spec = models.get_spec("midas-v2.1-small")
-    d, _, _ = estimate.predict(imageio.decode_srgb(photo8), spec, installed / "midas-v2.1-small.onnx",
+    d, _, _ = estimate.predict(color.decode_srgb(photo8), spec, installed / "midas-v2.1-small.onnx",
                                device="cpu", refine=False)
     ref = _normalised(_expected_raw(photo8, (256, 256)))
     ref = np.clip(cv2.resize(ref.astype(np.float32), (60, 40), interpolation=cv2.INTER_LINEAR), 0, 1)
@@ -157,7 +157,7 @@ def test_fixed_input_size_and_names_read_from_the_session(tmp_path, photo8):
 
 def test_user_file_with_fixed_size_overrides_the_default_rules(tmp_path, photo8):
     onnx_path = make_depth_onnx(tmp_path / "custom.onnx", fixed_hw=(140, 210))
-    res = refocus.depth.estimate_depth(imageio.decode_srgb(photo8), source="model", model=str(onnx_path),
+    res = refocus.depth.estimate_depth(color.decode_srgb(photo8), source="model", model=str(onnx_path),
                                        device="cpu")
     assert "custom.onnx" in res.detail and "210x140" in res.detail
 
@@ -169,7 +169,7 @@ def test_user_file_with_fixed_size_overrides_the_default_rules(tmp_path, photo8)
 def test_incompatible_models_are_refused(tmp_path, photo8, kw, match):
     onnx_path = make_depth_onnx(tmp_path / "bad.onnx", **kw)
     with pytest.raises(refocus.ModelError, match=match):
-        refocus.depth.estimate_depth(imageio.decode_srgb(photo8), source="model", model=str(onnx_path),
+        refocus.depth.estimate_depth(color.decode_srgb(photo8), source="model", model=str(onnx_path),
                                      device="cpu")
 
 
@@ -177,7 +177,7 @@ def test_not_an_onnx_file_is_a_model_error(tmp_path, photo8):
     bad = tmp_path / "junk.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(refocus.ModelError, match="junk.onnx"):
-        refocus.depth.estimate_depth(imageio.decode_srgb(photo8), source="model", model=str(bad), device="cpu")
+        refocus.depth.estimate_depth(color.decode_srgb(photo8), source="model", model=str(bad), device="cpu")
 
 
 def test_robust_normalisation_ignores_outliers(rng):

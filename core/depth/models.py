@@ -25,7 +25,6 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -239,17 +238,8 @@ class _Unreachable(Exception):
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from ..imageio import atomic_write
+    atomic_write(path, text.encode("utf-8"))
 
 
 def _progress_bar(total, initial, desc, enabled):
