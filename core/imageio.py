@@ -1,10 +1,9 @@
-"""Reading and writing photos and depth maps (the edges of the core: sRGB in, sRGB out).
+"""The photo record, EXIF orientation, user-supplied depth maps and atomic writes.
 
-Pixels are decoded with OpenCV (fast, 8/16-bit); the format is identified from the
-file's content with Pillow, which also provides the metadata (EXIF orientation, ICC
-profile, EXIF block).  Every output is written to a temporary file in the destination
-folder and renamed into place, so an interrupted run never leaves a half-written file
-under the final name, and an input file is never overwritten.
+Photos are read by :mod:`refocus.io` (``read_photo`` here forwards to it) and results are
+written by :mod:`refocus.io.write`.  Every output goes to a temporary file in the
+destination folder and is renamed into place, so an interrupted run never leaves a
+half-written file under the final name, and an input file is never overwritten.
 """
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ import numpy as np
 from .errors import BadInputError, OutputError, UnsupportedFormatError
 
 READABLE = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "MPO")
-MAX_PIXELS = int(os.environ.get("REFOCUS_MAX_PIXELS", 200_000_000))
 
 
 @dataclass
@@ -54,12 +52,6 @@ def _identify(path: Path):
     except OSError as e:
         raise UnsupportedFormatError(f"{path}: cannot read image ({e})") from None
     return im
-
-
-_ORIENT = {  # EXIF orientation -> operations on the stored pixels to display them upright
-    2: ("flip_lr",), 3: ("rot180",), 4: ("flip_ud",), 5: ("transpose",),
-    6: ("rot_cw",), 7: ("transverse",), 8: ("rot_ccw",),
-}
 
 
 def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:

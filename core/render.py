@@ -41,6 +41,10 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
     t0 = time.perf_counter()
     auto_depth = depth is None or str(depth) == "auto"
     depth_inputs = [input] if auto_depth else [input, depth]
+    if model is not None and not auto_depth:
+        from .errors import BadInputError
+        raise BadInputError(f"--model {model}: a depth model is only used with --depth auto, "
+                            f"but --depth {depth} was given; drop one of the two")
     kind = rwrite.output_kind(output, layers=layers)           # fail early on a bad output name ...
     rwrite.check_output(output, overwrite=overwrite, inputs=depth_inputs)   # ... or folder, before any work
     if gdepth and kind != "jpeg":

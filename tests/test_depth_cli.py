@@ -253,3 +253,13 @@ def test_render_depth_auto_prefers_embedded_depth_and_its_unblurred_original(tmp
     # K = 0: the output is the unblurred original (up to 8-bit rounding), not the primary image
     assert np.abs(got - want).mean() < 1.0
     assert np.abs(got - primary).mean() > 2.0
+
+
+def test_render_model_with_a_depth_file_is_an_error(tmp_path, photo_files, installed_default):
+    np.save(tmp_path / "d.npy", np.zeros((40, 60), np.float32))
+    out = tmp_path / "out.png"
+    r = _cli("render", photo_files["png"], "-o", out, "--depth", tmp_path / "d.npy",
+             "--model", "depth-anything-v2-small", "--focus-disparity", "0.5", "--blur", "8")
+    assert r.exit_code == 2
+    assert "--model" in r.output and "--depth auto" in r.output
+    assert not out.exists()

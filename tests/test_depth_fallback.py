@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from refocus.color import decode_srgb
-from refocus.depth._guided import guided_filter, guided_upsample
+from refocus.depth.guided_filter import guided_filter, guided_upsample
 from refocus.depth.fallback import estimate_fallback
 from refocus.errors import BadInputError
 

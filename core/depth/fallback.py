@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BadInputError
-from ._guided import guided_filter, guided_upsample
+from .guided_filter import guided_filter, guided_upsample
 
 WORK_LONG_SIDE = 480          # detection, composition
 CUT_LONG_SIDE = 256           # GrabCut

@@ -26,15 +26,17 @@ HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"
 READABLE = ("JPEG", "PNG", "TIFF", "WebP", "BMP", "HEIC (with pillow-heif)", "camera raw (LibRaw)")
 
 
+DEFAULT_MAX_PIXELS = 200_000_000
+
+
 def default_max_pixels() -> int:
-    from .. import imageio
     env = os.environ.get("REFOCUS_MAX_PIXELS")
     if env:
         try:
             return int(float(env))
         except ValueError:
             raise BadInputError(f"REFOCUS_MAX_PIXELS={env!r} is not a number of pixels") from None
-    return imageio.MAX_PIXELS
+    return DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -206,7 +208,6 @@ def _check_png_complete(data: np.ndarray, path):
 
 def _read_tiff(path: Path, max_pixels: int) -> Decoded:
     import tifffile
-    from PIL import Image
     try:
         tf = tifffile.TiffFile(path)
     except Exception as e:
@@ -309,7 +310,6 @@ def read_photo(path, *, max_pixels: int | None = None):
     Formats by content: JPEG, PNG, TIFF (8/16-bit, float, grey, RGB, RGBA), WebP, BMP, HEIC
     (with pillow-heif) and camera raw (rawpy).  Returns :class:`refocus.imageio.Photo`.
     """
-    from .. import imageio
     path = Path(path)
     max_pixels = default_max_pixels() if max_pixels is None else int(max_pixels)
     if not path.exists():
