@@ -24,7 +24,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=["refocus", "refocus.io", "refocus.depth", "refocus.onnx_models", "refocus.batch",
-              "refocus.plugin_gimp", "refocus.samples"],
+              "refocus.plugin_gimp", "refocus.samples", "refocus.presets"],
     package_dir={
         "refocus": "core",
         "refocus.onnx_models": "onnx_models",
@@ -33,10 +33,12 @@ setup(
         "refocus.samples": "core/samples",
         "refocus.io": "core/io",
         "refocus.depth": "core/depth",
+        "refocus.presets": "core/presets",
     },
     package_data={"refocus.onnx_models": ["graphs/*.onnx", "graphs/manifest.json"],
                   "refocus.samples": ["*.png"],
-                  "refocus.depth": ["*.json"]},
+                  "refocus.depth": ["*.json"],
+                  "refocus.presets": ["*.json"]},
     install_requires=[
         "numpy>=1.23",
         "onnxruntime>=1.16",

@@ -39,13 +39,14 @@ class DepthResult:
     original: np.ndarray | None = None
 
 
-def estimate_depth(photo_or_path, *, source: str = "auto", model=None, device: str = "auto") -> DepthResult:
+def estimate_depth(photo_or_path, *, source: str = "auto", model=None, device: str = "auto",
+                   subject_mask=None) -> DepthResult:
     """Disparity of a photo (a path, a :class:`refocus.imageio.Photo` or linear RGB array).
 
     See :func:`refocus.depth.sources.estimate_depth`.
     """
     from .sources import estimate_depth as _estimate
-    return _estimate(photo_or_path, source=source, model=model, device=device)
+    return _estimate(photo_or_path, source=source, model=model, device=device, subject_mask=subject_mask)
 
 
 __all__ = ["DepthResult", "estimate_depth", "SOURCES"]
