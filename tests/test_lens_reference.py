@@ -333,9 +333,30 @@ def test_small_clipped_light_source_gets_bright_bokeh():
         peaks[gain] = float(out.max())
         assert info.highlight_pixels == (0 if gain == 1.0 else 9)
     ratio = sums[4.0] / sums[1.0]
-    assert ratio > 2.0
-    assert ratio < 3 * 4.0 + 0.5                       # the gain is capped at 3 x gain
+    assert 0.9 * 4.0 < ratio < 1.05 * 4.0               # the light's energy is raised to gain x clip
     assert peaks[4.0] > 2 * peaks[1.0]
+
+
+def test_clipped_light_takes_its_colour_from_its_unclipped_rim():
+    # an orange lamp: clipped to white in its core; partly covered rim pixels show its hue
+    n = 128
+    lamp = np.array([20.0, 9.0, 3.0], np.float32)          # true radiance, clips to (1, 1, 1)
+    bg = np.float32(0.01)
+    img = np.full((n, n, 3), bg, np.float32)
+    c = n // 2
+    img[c - 1:c + 2, c - 1:c + 2] = 1.0
+    for (y, x), cover in {(c - 2, c): 0.03, (c + 2, c): 0.02, (c, c - 2): 0.025, (c, c + 2): 0.03}.items():
+        img[y, x] = np.minimum(cover * lamp + (1 - cover) * bg, 1.0)
+    white = img.copy()
+    for (y, x) in ((c - 2, c), (c + 2, c), (c, c - 2), (c, c + 2)):
+        white[y, x] = img[y, x].mean()                       # the same rim, neutral
+    d = np.zeros((n, n), np.float32)
+    o = render(img, d, 1.0, 6.0, highlight_gain=6.0)[c - 3:c + 4, c - 3:c + 4].mean(axis=(0, 1)) - bg
+    w = render(white, d, 1.0, 6.0, highlight_gain=6.0)[c - 3:c + 4, c - 3:c + 4].mean(axis=(0, 1)) - bg
+    assert o[0] > 1.2 * o[1] > 1.2 * 1.2 * o[2]               # the bokeh is orange, R > G > B
+    assert np.ptp(w) < 0.02 * w.mean()                       # a neutral rim leaves the disc white
+    lum = np.array([0.2126, 0.7152, 0.0722])
+    assert abs(o @ lum - w @ lum) < 0.25 * (w @ lum)         # the gain, not the hue, sets the energy
 
 
 def test_large_white_surface_is_not_brightened():
