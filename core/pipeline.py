@@ -114,7 +114,17 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
     cam = camera if camera is not None else getattr(photo, "camera", None)
     K, how_k = blur_strength(settings, (H, W), focus, cam)
     notes.append(f"blur: {how_k}")
-    eff, d_f = effective_disparity(disp, focus, settings, subject_mask=subject_mask)
+    keep = subject_mask
+    border = None
+    if settings.keep_border:
+        from .finish import border_text, detect_border
+        border, widths = detect_border(img)
+        if border is None:
+            notes.append("border: none found (keep_border)")
+        else:
+            notes.append(f"border: kept sharp ({border_text(widths)})")
+            keep = border if keep is None else np.maximum(keep, border)
+    eff, d_f = effective_disparity(disp, focus, settings, subject_mask=keep)
     t2 = time.perf_counter()
     progress("render", 0.0)
     info = RenderInfo(depth_source=depth_source)
@@ -125,7 +135,7 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
     t3 = time.perf_counter()
     progress("finish", 0.0)
     from . import finish
-    out = finish.apply(out, img, coc, settings, notes=notes)
+    out = finish.apply(out, img, coc, settings, notes=notes, border_mask=border)
     t4 = time.perf_counter()
     progress("finish", 1.0)
     timings.update({"depth": t1 - t0, "focus": t2 - t1, "render": t3 - t2, "finish": t4 - t3})
