@@ -58,6 +58,86 @@ def detect_faces(linear) -> list:
     return sorted(out, key=lambda b: -b[2] * b[3])
 
 
+_MWG = "http://www.metadataworkinggroup.com/schemas/regions/"
+_AREA = "http://ns.adobe.com/xmp/sType/Area#"
+_DIM = "http://ns.adobe.com/xap/1.0/sType/Dimensions#"
+
+
+def _xget(el, ns, name):
+    v = el.get(f"{{{ns}}}{name}")
+    if v is None:
+        c = el.find(f"{{{ns}}}{name}")
+        v = c.text if c is not None else None
+    return v
+
+
+def faces_from_xmp(xmp, shape, orientation: int = 1) -> list:
+    """Face boxes (x, y, w, h) in displayed pixels from MWG face regions in XMP (photo
+    managers such as digiKam, Lightroom and Picasa write them when people are tagged).
+
+    MWG areas are centre-based fractions of the image as stored
+    (``AppliedToDimensions``); the EXIF orientation maps them to the displayed image.
+    Returns [] when there are none or the XMP cannot be parsed."""
+    import re
+    import xml.etree.ElementTree as ET
+    if not xmp:
+        return []
+    text = xmp.decode("utf-8", "replace") if isinstance(xmp, (bytes, bytearray)) else str(xmp)
+    m = re.search(r"<x:xmpmeta.*?</x:xmpmeta>", text, re.S)
+    if not m or "Regions" not in m.group(0):
+        return []
+    try:
+        root = ET.fromstring(m.group(0))
+    except ET.ParseError:
+        return []
+    H, W = shape[:2]
+    o = int(orientation or 1)
+    swap = o in (5, 6, 7, 8)
+    out = []
+    for regions in root.iter(f"{{{_MWG}}}Regions"):
+        dims = regions.find(f"{{{_MWG}}}AppliedToDimensions")
+        rot = True
+        if dims is not None and swap:
+            try:
+                dw, dh = float(_xget(dims, _DIM, "w")), float(_xget(dims, _DIM, "h"))
+                rot = not (abs(dw / dh - W / H) < 0.01)        # already in displayed orientation
+            except (TypeError, ValueError, ZeroDivisionError):
+                pass
+        for el in regions.iter():
+            area = el.find(f"{{{_MWG}}}Area")
+            if area is None:
+                continue
+            kind = _xget(el, _MWG, "Type")
+            if kind is not None and kind.strip().lower() != "face":
+                continue
+            try:
+                x, y, w, h = (float(_xget(area, _AREA, k)) for k in ("x", "y", "w", "h"))
+            except (TypeError, ValueError):
+                continue
+            if (_xget(area, _AREA, "unit") or "normalized") != "normalized" or w <= 0 or h <= 0:
+                continue
+            if rot:
+                x, y = {1: (x, y), 2: (1 - x, y), 3: (1 - x, 1 - y), 4: (x, 1 - y), 5: (y, x),
+                        6: (1 - y, x), 7: (1 - y, 1 - x), 8: (y, 1 - x)}.get(o, (x, y))
+                if swap:
+                    w, h = h, w
+            bw, bh = w * W, h * H
+            out.append((int(round(x * W - bw / 2)), int(round(y * H - bh / 2)), max(1, int(round(bw))),
+                        max(1, int(round(bh)))))
+    return sorted(out, key=lambda b: -b[2] * b[3])
+
+
+def _merge_faces(hints, found) -> list:
+    """Hinted faces (metadata) plus detections that do not overlap one of them."""
+    out = list(hints)
+    for b in found:
+        x, y, w, h = b
+        if all(max(0, min(x + w, k[0] + k[2]) - max(x, k[0])) * max(0, min(y + h, k[1] + k[3]) - max(y, k[1]))
+               < 0.3 * min(w * h, k[2] * k[3]) for k in hints):
+            out.append(b)
+    return sorted(out, key=lambda b: -b[2] * b[3])
+
+
 def _main_face(faces, H, W):
     big = faces[0][2] * faces[0][3]
     cands = [f for f in faces if f[2] * f[3] >= 0.7 * big]       # about as large as the largest
@@ -189,7 +269,7 @@ def _with_band(res: Focus, settings, H) -> Focus:
     return res
 
 
-def choose_focus(linear, disparity: np.ndarray, settings, *, subject_mask=None) -> Focus:
+def choose_focus(linear, disparity: np.ndarray, settings, *, subject_mask=None, faces=None) -> Focus:
     """Where to focus, from the settings (``focus``, ``focus_point``, ``focus_disparity``).
 
     Modes: ``disparity`` (given), ``point`` (median disparity around it), ``subject`` (the
@@ -199,6 +279,9 @@ def choose_focus(linear, disparity: np.ndarray, settings, *, subject_mask=None) 
     ``band_center`` or on what auto focus finds) and ``auto`` (a given point or disparity,
     else the subject mask, else faces, else the salient subject, else the nearest strong
     edge, else the centre).
+
+    `faces`: face boxes (x, y, w, h) known from metadata (:func:`faces_from_xmp`); they are
+    used together with the detector's.
     """
     disp = np.asarray(disparity, np.float32)
     H, W = disp.shape
@@ -239,7 +322,8 @@ def choose_focus(linear, disparity: np.ndarray, settings, *, subject_mask=None) 
         r = 0.05 * max(H, W)
         d = _region_disparity(disp, W / 2 - r, H / 2 - r, W / 2 + r, H / 2 + r)
         return Focus(d, "the centre (no strong edge)", point=((W - 1) / 2, (H - 1) / 2))
-    faces = detect_faces(linear) if mode in ("auto", "face", "band") else []
+    hints = list(faces or [])
+    faces = _merge_faces(hints, detect_faces(linear)) if mode in ("auto", "face", "band") else []
     if faces:
         f0 = _main_face(faces, H, W)
         d, pt, what = _face_focus(linear, disp, f0)
@@ -376,9 +460,11 @@ def effective_disparity(disparity, focus: Focus, settings, *, subject_mask=None)
         H, W = d.shape
         c, width = focus.band
         y = (np.arange(H, dtype=np.float32) / max(H - 1, 1))[:, None]
-        d = np.broadcast_to(0.5 + (y - np.float32(c)) / 2, (H, W)).astype(np.float32)
+        # disparity grows by 1 per image height below the band's centre (top far, bottom
+        # near, like the ground seen from above); the band itself is flattened onto d_f
+        d = np.broadcast_to(0.5 + (y - np.float32(c)), (H, W)).astype(np.float32)
         d_f = np.float32(0.5)
-        half = np.float32(width / 4)                  # band of height `width` <-> |dd| <= width/4
+        half = np.float32(width / 2)                  # band of height `width` <-> |dd| <= width/2
     else:
         rng = focus.range if focus.range is not None else settings.focus_range
         half = np.float32(rng / 2)

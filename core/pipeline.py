@@ -109,7 +109,13 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
     notes.append(f"depth: {depth_source}")
     t1 = time.perf_counter()
     progress("focus", 0.0)
-    focus = choose_focus(img, disp, settings, subject_mask=subject_mask)
+    xmp_faces = []
+    if photo is not None and getattr(photo, "xmp", None):
+        from .focus import faces_from_xmp
+        xmp_faces = faces_from_xmp(photo.xmp, (H, W), getattr(getattr(photo, "camera", None), "orientation", 1))
+        if xmp_faces:
+            notes.append(f"faces: {len(xmp_faces)} from the photo's XMP face regions")
+    focus = choose_focus(img, disp, settings, subject_mask=subject_mask, faces=xmp_faces)
     notes.append(f"focus: {focus.how} (disparity {focus.disparity:.3f})")
     cam = camera if camera is not None else getattr(photo, "camera", None)
     K, how_k = blur_strength(settings, (H, W), focus, cam)

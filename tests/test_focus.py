@@ -286,3 +286,43 @@ def test_focus_distance_from_face_size():
     tiny = F.Focus(0.6, "t", faces=[(10, 10, 4, 4)])  # a 4 px "face" would put the subject 100s of m away
     K, how = F.blur_strength(S(aperture="f/2"), (H, W), tiny, cam(85, 36.0))
     assert "implausible" in how and f"{F.DEFAULT_DISTANCE_M:.2f} m" in how
+
+
+# -- faces from XMP (MWG regions) ------------------------------------------------------------
+
+@pytest.mark.parametrize("rel", ["historic/Curies_lab_c1904.jpg", "exif/Curies_orientation6_faces.jpg"])
+def test_faces_from_xmp_follow_the_orientation(rel):
+    ph = _photo(rel)
+    H, W = ph.linear.shape[:2]
+    assert (H, W) == (700, 840)                     # both display upright
+    boxes = F.faces_from_xmp(ph.xmp, (H, W), ph.camera.orientation)
+    assert len(boxes) == 2
+    # Marie Curie (the frontal face the detector also finds) and Pierre Curie (profile, right)
+    det = F.detect_faces(ph.linear)[0]
+    marie = min(boxes, key=lambda b: abs(b[0] - det[0]))
+    pierre = max(boxes, key=lambda b: b[0])
+    cx, cy = det[0] + det[2] / 2, det[1] + det[3] / 2
+    assert marie[0] <= cx <= marie[0] + marie[2] and marie[1] <= cy <= marie[1] + marie[3]
+    assert pierre[0] > W / 2 and pierre[1] < H / 3
+    # stored as XMP centre fractions of the stored image: Pierre (0.6875, 0.239) when upright
+    assert pierre[0] + pierre[2] / 2 == pytest.approx(0.6875 * W, abs=2)
+    assert pierre[1] + pierre[3] / 2 == pytest.approx(0.239286 * H, abs=2)
+
+
+def test_faces_from_xmp_absent_or_broken():
+    assert F.faces_from_xmp(None, (10, 10)) == []
+    assert F.faces_from_xmp(b"<x:xmpmeta><broken", (10, 10)) == []
+    assert F.faces_from_xmp(b"<x:xmpmeta xmlns:x='adobe:ns:meta/'></x:xmpmeta>", (10, 10)) == []
+
+
+def test_group_preset_uses_xmp_faces_through_the_pipeline():
+    p = DATA / "historic" / "Curies_lab_c1904.jpg"
+    if not p.exists():
+        pytest.skip("sample not available")
+    from refocus import presets
+    from refocus.pipeline import refocus_file
+    res, ph = refocus_file(p, presets.get("group").resolve({"depth": "fallback"}), device="cpu")
+    assert "faces: 2 from the photo's XMP face regions" in res.notes
+    assert res.focus.how.startswith("2 faces")
+    for x, y, w, h in res.focus.faces:          # every face: CoC 0 at its centre
+        assert res.coc[y + h // 2, x + w // 2] == 0
