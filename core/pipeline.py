@@ -90,6 +90,12 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
             raise BadInputError(f"subject mask: shape {subject_mask.shape} does not match the image ({H}, {W})")
     notes = []
     timings = {}
+    xmp_faces = []
+    if photo is not None and getattr(photo, "xmp", None):
+        from .focus import faces_from_xmp
+        xmp_faces = faces_from_xmp(photo.xmp, (H, W), getattr(getattr(photo, "camera", None), "orientation", 1))
+        if xmp_faces:
+            notes.append(f"faces: {len(xmp_faces)} from the photo's XMP face regions")
     t0 = time.perf_counter()
     progress("depth", 0.0)
     if disparity is not None:
@@ -101,20 +107,15 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
         disp = np.clip(disp, 0, 1)
         depth_source = "given"
     else:
+        hints = {"faces": [(x / W, y / H, w / W, h / H) for x, y, w, h in xmp_faces]} if xmp_faces else None
         disp, depth_source, original = _estimate(photo if photo is not None else img, settings,
-                                                 subject_mask, device)
+                                                 subject_mask, device, hints)
         if original is not None and original.shape[:2] == (H, W):
             img = original
             notes.append("started from the unblurred original stored in the file")
     notes.append(f"depth: {depth_source}")
     t1 = time.perf_counter()
     progress("focus", 0.0)
-    xmp_faces = []
-    if photo is not None and getattr(photo, "xmp", None):
-        from .focus import faces_from_xmp
-        xmp_faces = faces_from_xmp(photo.xmp, (H, W), getattr(getattr(photo, "camera", None), "orientation", 1))
-        if xmp_faces:
-            notes.append(f"faces: {len(xmp_faces)} from the photo's XMP face regions")
     focus = choose_focus(img, disp, settings, subject_mask=subject_mask, faces=xmp_faces)
     notes.append(f"focus: {focus.how} (disparity {focus.disparity:.3f})")
     cam = camera if camera is not None else getattr(photo, "camera", None)
@@ -150,10 +151,10 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
                   render_info=info)
 
 
-def _estimate(photo_or_image, settings, subject_mask, device):
+def _estimate(photo_or_image, settings, subject_mask, device, hints=None):
     from .depth import estimate_depth
     res = estimate_depth(photo_or_image, source=settings.depth, model=settings.model, device=device,
-                         subject_mask=subject_mask)
+                         subject_mask=subject_mask, **({"hints": hints} if hints else {}))
     return res.disparity, f"{res.source} ({res.detail})", res.original
 
 

@@ -314,15 +314,3 @@ def test_faces_from_xmp_absent_or_broken():
     assert F.faces_from_xmp(b"<x:xmpmeta><broken", (10, 10)) == []
     assert F.faces_from_xmp(b"<x:xmpmeta xmlns:x='adobe:ns:meta/'></x:xmpmeta>", (10, 10)) == []
 
-
-def test_group_preset_uses_xmp_faces_through_the_pipeline():
-    p = DATA / "historic" / "Curies_lab_c1904.jpg"
-    if not p.exists():
-        pytest.skip("sample not available")
-    from refocus import presets
-    from refocus.pipeline import refocus_file
-    res, ph = refocus_file(p, presets.get("group").resolve({"depth": "fallback"}), device="cpu")
-    assert "faces: 2 from the photo's XMP face regions" in res.notes
-    assert res.focus.how.startswith("2 faces")
-    for x, y, w, h in res.focus.faces:          # every face: CoC 0 at its centre
-        assert res.coc[y + h // 2, x + w // 2] == 0
