@@ -106,3 +106,16 @@ def test_missing_and_unknown(tmp_path, user_dir):
     assert "unknown preset 'potrait'" in str(e.value)
     for n in BUILTINS:
         assert n in str(e.value)
+
+
+def test_describe_lists_the_values(user_dir):
+    p = presets.get("historic")
+    lines = presets.describe(p)
+    assert lines[0] == "historic (built-in)" and lines[1].strip() == p.description
+    body = "\n".join(lines[2:])
+    assert len(lines) == 2 + len(p.settings)
+    assert "--keep-border" in body and "yes" in body and "--grain" in body
+    full = presets.describe(presets.get("portrait"), all_values=True)
+    assert len(full) == 2 + len(params.PARAMS)
+    assert any(line.split()[0] == "--saturation" and "(default)" in line for line in full)
+    assert not any(line.split()[0] == "--focus" and "(default)" in line for line in full)
