@@ -265,6 +265,38 @@ def _uniform_run(lines, tol):
     return n
 
 
+def _frame_lines(gs, max_fraction, *, span=0.8):
+    """Widths (top, bottom, left, right) of a frame whose inner edge is a straight line
+    along all four sides (an edge crossing at least `span` of the side's middle part,
+    within the outer `max_fraction`), or None.  The innermost such line counts."""
+    import cv2
+    h, w = gs.shape
+    gy = np.abs(cv2.Sobel(gs, cv2.CV_32F, 0, 1, ksize=3)) / 4
+    gx = np.abs(cv2.Sobel(gs, cv2.CV_32F, 1, 0, ksize=3)) / 4
+    thr = 0.06
+    mh, mw = int(h * max_fraction), int(w * max_fraction)
+    out = []
+    for grad, lines_of in ((gy, lambda a: a[:, mw:w - mw]), (gy[::-1], lambda a: a[:, mw:w - mw]),
+                           (gx.T, lambda a: a[:, mh:h - mh]), (gx.T[::-1], lambda a: a[:, mh:h - mh])):
+        zone = lines_of(grad)[: (mh if grad.shape[0] == h else mw) + 1]
+        # a line may wander by a pixel: the strongest of three neighbouring rows per column
+        if zone.shape[0] < 4 or zone.shape[1] < 8:
+            return None
+        z = np.maximum(np.maximum(zone[:-2], zone[1:-1]), zone[2:])
+        frac = (z > thr).mean(axis=1)
+        rows = np.nonzero(frac >= span)[0]
+        rows = rows[rows >= 1]
+        if rows.size == 0:
+            return None
+        r = int(rows.max())
+        # a step between rows k and k + 1 answers on both; the border is rows 0..k
+        lo = max(0, r - 2)
+        m = zone[lo:r + 4].mean(axis=1)
+        k = lo + int(np.argmax(m[:-1] + m[1:]))        # the step lies between rows k and k + 1
+        out.append(k + 1)
+    return tuple(out)
+
+
 def detect_border(linear, *, max_fraction=BORDER_MAX_FRACTION):
     """Scanner borders and frames along the image edges.
 
@@ -292,6 +324,10 @@ def detect_border(linear, *, max_fraction=BORDER_MAX_FRACTION):
     for name, lines in sides.items():
         n = _uniform_run(lines, tol) if lines.shape[0] > 2 and lines.shape[1] > 4 else 0
         widths[name] = int(math.ceil(n / s)) if n else 0
+    frame = _frame_lines(gs, max_fraction)
+    if frame is not None:                       # a distinct frame: its inner edge on all four sides
+        for name, n in zip(("top", "bottom", "left", "right"), frame):
+            widths[name] = max(widths[name], int(math.ceil(n / s)))
     widths = (widths["top"], widths["bottom"], widths["left"], widths["right"])
     if not any(widths):
         return None, widths

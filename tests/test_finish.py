@@ -240,3 +240,19 @@ def test_saturation():
     notes = []
     finish.apply(img, img, np.zeros((16, 16), np.float32), S(saturation=1.3), notes=notes)
     assert notes == ["finish: saturation x1.3"]
+
+
+def test_detect_a_distinct_textured_frame(canvas):
+    """A painting in a gilded, textured frame: no uniform band, but a straight inner edge
+    on all four sides."""
+    rng = np.random.default_rng(5)
+    H, W = canvas.shape[:2]
+    f = 20
+    out = np.empty((H + 2 * f, W + 2 * f, 3), np.float32)
+    gold = 0.8 + 0.25 * cv2.GaussianBlur(rng.standard_normal(out.shape[:2]).astype(np.float32), (0, 0), 2.0)
+    out[...] = srgb_to_linear(np.clip(np.stack([gold, gold * 0.85, gold * 0.4], 2), 0, 1))
+    out[f:f + H, f:f + W] = canvas * 0.5                        # darker than the frame
+    m, widths = finish.detect_border(out)
+    assert all(f - 1 <= w <= f + 2 for w in widths), widths
+    # the painting without its frame: nothing found
+    assert finish.detect_border(canvas * 0.5)[0] is None
