@@ -297,14 +297,43 @@ def _frame_lines(gs, max_fraction, *, span=0.8):
     return tuple(out)
 
 
+def _mount_region(gs, tol):
+    """An old photo's mount or paper around an arched or oval picture: the region of one
+    colour connected to the image edge, covering most of at least three sides and at most
+    40% of the image, no deeper than a third of the short side.  Boolean mask or None."""
+    import cv2
+    h, w = gs.shape
+    ring = np.concatenate([gs[0], gs[-1], gs[:, 0], gs[:, -1]])
+    c = float(np.median(ring))
+    if np.mean(np.abs(ring - c) <= tol) < 0.5:
+        return None
+    cand = (np.abs(gs - c) <= max(2 * tol, 0.06)).astype(np.uint8)
+    n, lab = cv2.connectedComponents(cand, connectivity=4)
+    edge_labels = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    edge_labels = edge_labels[edge_labels > 0]
+    if edge_labels.size == 0:
+        return None
+    region = np.isin(lab, edge_labels)
+    sides = sum(float(e.mean()) >= 0.5 for e in (region[0], region[-1], region[:, 0], region[:, -1]))
+    if sides < 3 or region.mean() > 0.4:
+        return None
+    depth = cv2.distanceTransform(np.pad(np.ones((h - 2, w - 2), np.uint8), 1), cv2.DIST_L2, 3)
+    if depth[region].max() > min(h, w) / 3:
+        return None
+    return region
+
+
 def detect_border(linear, *, max_fraction=BORDER_MAX_FRACTION):
     """Scanner borders and frames along the image edges.
 
     A side has a border when its outermost rows (or columns) are near-uniform -- one colour,
     or several stripes such as a mount and a frame line -- and end at a sharp line that runs
     along most of the side (a sky or a plain wall fades out instead and is not a border).
+    An old photo's mount around an arched or oval picture (paper of one colour connected to
+    the edge along at least three sides) is found too.
     Returns ``(mask, widths)``: a float32 (H, W) mask, 1 on the border, and the widths in
-    pixels (top, bottom, left, right); ``(None, widths)`` when there is none.
+    pixels of the straight bands (top, bottom, left, right); ``(None, widths)`` when there
+    is none.
     """
     import cv2
     g = _to_s(_grey(linear))
@@ -329,9 +358,14 @@ def detect_border(linear, *, max_fraction=BORDER_MAX_FRACTION):
         for name, n in zip(("top", "bottom", "left", "right"), frame):
             widths[name] = max(widths[name], int(math.ceil(n / s)))
     widths = (widths["top"], widths["bottom"], widths["left"], widths["right"])
-    if not any(widths):
+    mount = _mount_region(gs, tol)
+    if not any(widths) and mount is None:
         return None, widths
     m = np.zeros((H, W), np.float32)
+    if mount is not None:
+        mm = cv2.resize(mount.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST)
+        # one pixel more, so the mount's edge against the picture stays crisp
+        m = cv2.dilate(mm, np.ones((3, 3), np.uint8)).astype(np.float32)
     t, b, l, r = widths
     if t:
         m[:t] = 1
@@ -344,9 +378,14 @@ def detect_border(linear, *, max_fraction=BORDER_MAX_FRACTION):
     return m, widths
 
 
-def border_text(widths) -> str:
+def border_text(widths, mask=None) -> str:
     names = ("top", "bottom", "left", "right")
-    return ", ".join(f"{n} {v} px" for n, v in zip(names, widths) if v)
+    parts = [f"{n} {v} px" for n, v in zip(names, widths) if v]
+    if mask is not None:
+        band = sum(widths[:2]) * mask.shape[1] + sum(widths[2:]) * mask.shape[0]
+        if mask.sum() > 1.2 * band:
+            parts.append(f"mount or paper around the picture, {100 * float(mask.mean()):.0f}% of the image")
+    return ", ".join(parts)
 
 
 # -- saturation ------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
         if border is None:
             notes.append("border: none found (keep_border)")
         else:
-            notes.append(f"border: kept sharp ({border_text(widths)})")
+            notes.append(f"border: kept sharp ({border_text(widths, border)})")
             keep = border if keep is None else np.maximum(keep, border)
     eff, d_f = effective_disparity(disp, focus, settings, subject_mask=keep)
     t2 = time.perf_counter()

@@ -256,3 +256,36 @@ def test_detect_a_distinct_textured_frame(canvas):
     assert all(f - 1 <= w <= f + 2 for w in widths), widths
     # the painting without its frame: nothing found
     assert finish.detect_border(canvas * 0.5)[0] is None
+
+
+def test_detect_an_oval_mount(grainy):
+    """An old portrait in an oval window of a light card mount: not straight bands, but
+    paper of one colour around the picture, connected to the edges."""
+    img, _ = grainy
+    H, W = img.shape[:2]
+    yy, xx = np.mgrid[0:H, 0:W]
+    oval = ((xx - W / 2) / (0.46 * W)) ** 2 + ((yy - H / 2) / (0.47 * H)) ** 2 <= 1
+    card = np.where(oval[..., None], img, np.float32(0.8))
+    m, widths = finish.detect_border(card)
+    assert m is not None
+    assert np.all(m[~oval] == 1)                                   # all of the card
+    inner = cv2.erode(oval.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert not m[inner].any()                                      # none of the picture
+    assert "mount or paper around the picture" in finish.border_text(widths, m)
+
+
+def test_mount_of_a_real_historic_scan():
+    p = DATA / "historic" / "Dudley_Leavitt_Utah.tiff"
+    if not p.exists():
+        pytest.skip("sample not available")
+    from refocus.errors import UnsupportedFormatError
+    from refocus.io import read_photo
+    try:
+        lin = read_photo(p).linear
+    except UnsupportedFormatError as e:                    # LZW TIFF needs imagecodecs
+        pytest.skip(str(e))
+    m, widths = finish.detect_border(lin)
+    H, W = lin.shape[:2]
+    assert m is not None and 0.05 < m.mean() < 0.25                # the arched white mount
+    assert m[:5, :5].all() and m[:5, -5:].all() and m[H // 2, -3:].all()   # top corners, right side
+    assert not m[int(0.3 * H):int(0.9 * H), int(0.2 * W):int(0.8 * W)].any()   # not the man
