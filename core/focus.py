@@ -371,7 +371,8 @@ MAX_PITCH_SMALL_SENSOR_MM = 0.004      # > 4 um pixels on a sensor < 12 mm wide:
 
 
 def check_sensor(camera, shape) -> tuple:
-    """(sensor width in mm along the displayed width, or None, and what was assumed).
+    """(sensor width in mm -- its long side, as :class:`refocus.io.CameraInfo` gives it --
+    or None, and what was assumed).
 
     Trusts FocalLengthIn35mmFilm; the FocalPlaneXResolution estimate only when plausible:
     it refers to the camera's pixels, so a cropped or resized file gives a sensor that is
@@ -385,7 +386,7 @@ def check_sensor(camera, shape) -> tuple:
     src = getattr(camera, "crop_source", None) or "EXIF"
     model = " ".join(str(v) for v in (getattr(camera, "make", None), getattr(camera, "model", None)) if v)
     if src != "FocalLengthIn35mmFilm":
-        pitch = float(sw) / W
+        pitch = float(sw) / max(H, W)              # sensor_width_mm is the sensor's long side
         if float(sw) < 12 and pitch > MAX_PITCH_SMALL_SENSOR_MM:
             return None, (f"EXIF sensor estimate {float(sw):.1f} mm wide ({src}) is implausible: "
                           f"{pitch * 1000:.1f} um pixels on so small a sensor mean the file was "
@@ -425,11 +426,12 @@ def blur_strength(settings, shape, focus: Focus, camera=None) -> tuple:
     if sensor_w is None:
         return rel, f"K = {rel:.1f} px: f/{N:g} not used: {how_s}; relative strength {settings.strength:g}% used"
     f_mm = float(f_mm)
+    px_per_mm = max(H, W) / sensor_w                                # long side on long side
     dist = getattr(camera, "subject_distance_m", None)
     how_d = "EXIF subject distance"
     if not dist and focus.faces:
         face = _main_face(focus.faces, H, W)
-        fh = face[3] / H * (sensor_w * H / W)                       # face height on the sensor, mm
+        fh = face[3] / px_per_mm                                    # face height on the sensor, mm
         dist = FACE_HEIGHT_M * f_mm / max(fh, 1e-6)                 # metres
         how_d = f"from the face size, {FACE_HEIGHT_M * 100:.0f} cm assumed"
         if not MIN_FACE_DISTANCE_M <= dist <= MAX_FACE_DISTANCE_M:
@@ -441,7 +443,7 @@ def blur_strength(settings, shape, focus: Focus, camera=None) -> tuple:
     d_f = max(focus.disparity, 0.05)
     # thin lens: blur disc diameter on the sensor for inverse depth 1/z' = (d/d_f)/z is
     # f^2 / (N (z - f)) * |d - d_f| / d_f; radius in pixels per unit disparity:
-    K = f_mm * f_mm / (N * (z - f_mm)) / d_f / 2.0 / sensor_w * W
+    K = f_mm * f_mm / (N * (z - f_mm)) / d_f / 2.0 * px_per_mm
     return float(K), (f"K = {K:.1f} px: f/{N:g} at {f_mm:g} mm, {how_s}, "
                       f"focus at {dist:.2f} m ({how_d})")
 

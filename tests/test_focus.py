@@ -133,6 +133,16 @@ def test_virtual_aperture_matches_thin_lens(f_mm, N, zf, sensor):
     assert f"f/{N:g}" in how and f"{f_mm:g} mm" in how and "EXIF subject distance" in how
 
 
+def test_virtual_aperture_in_portrait_orientation():
+    """CameraInfo gives the sensor's long side; a portrait-orientation photo has the same
+    blur in pixels as the same shot held landscape."""
+    focus = F.Focus(0.5, "test")
+    Kl, _ = F.blur_strength(S(aperture=2), (4000, 6000), focus, cam(50, 36.0, dist=2.0))
+    Kp, _ = F.blur_strength(S(aperture=2), (6000, 4000), focus, cam(50, 36.0, dist=2.0))
+    assert Kp == pytest.approx(Kl)
+    assert Kl * 0.25 == pytest.approx(thin_lens_radius_px(50, 2, 2.0, 4.0, 36.0, 6000), rel=1e-6)
+
+
 def test_K_scales_like_one_over_N():
     focus = F.Focus(0.5, "test")
     Ks = [F.blur_strength(S(aperture=N), (4000, 6000), focus, cam(dist=2.0))[0] for N in (1.4, 2.8, 5.6)]
@@ -262,16 +272,18 @@ def test_implausible_sensor_from_a_resized_file_falls_back():
 
 @pytest.mark.parametrize("sensor,W,model,trusted", [
     (6.17, 2048, "Canon PowerShot SX60 HS", True),        # compact, in-camera small JPEG: 3 um pixels
+    (6.17, -2048, "Canon PowerShot SX60 HS", True),       # the same held upright (orientation 6)
     (7.1, 910, "Canon EOS 5D Mark III", False),           # big pixels on a tiny sensor
     (9.0, 4000, "NIKON D750", False),                     # a DSLR cannot have a 9 mm sensor
     (23.5, 6000, "NIKON D7500", True),
 ])
 def test_check_sensor(sensor, W, model, trusted):
     c = SimpleNamespace(sensor_width_mm=sensor, crop_source="FocalPlaneXResolution", make=None, model=model)
-    sw, how = F.check_sensor(c, (W * 2 // 3, W))
+    shape = (W * 2 // 3, W) if W > 0 else (-W, -W * 3 // 4)     # W < 0: portrait orientation
+    sw, how = F.check_sensor(c, shape)
     assert (sw == sensor) if trusted else (sw is None and "implausible" in how)
     c.crop_source = "FocalLengthIn35mmFilm"           # the camera's own 35 mm figure is trusted
-    assert F.check_sensor(c, (W * 2 // 3, W))[0] == sensor
+    assert F.check_sensor(c, shape)[0] == sensor
 
 
 def test_focus_distance_from_face_size():
