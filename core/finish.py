@@ -26,13 +26,14 @@ import math
 
 import numpy as np
 
-from .color import linear_to_srgb, srgb_to_linear
 
 GRAIN_HIGHPASS_SIGMA = 1.5      # px: what "grain" means (residual of a Gaussian of this sigma)
 GRAIN_BINS = 8                  # brightness bins of the grain-vs-brightness curve
 TEXTURE_SIGMA = 1.5             # px at 2000 px long side (scales with the image), fine texture
 TEXTURE_CLIP = 2.5              # soft clip of the texture at this many robust standard deviations
 BORDER_MAX_FRACTION = 0.15      # borders are searched in the outer 15% of each side
+MOSAIC_PIXELS = 1_500_000       # grain of larger photos is measured on a mosaic of this size
+MOSAIC_TILES = 8                # ... of 8 x 8 tiles spread over the photo
 
 
 # -- weights ---------------------------------------------------------------------------------
@@ -70,12 +71,41 @@ def _is_monochrome(img) -> bool:
     return bool(np.abs(a[..., 0] - a[..., 1]).max() < 1e-4 and np.abs(a[..., 1] - a[..., 2]).max() < 1e-4)
 
 
+_LUT = {}
+
+
+def _lut(name):
+    """65536-entry float32 tables of the sRGB transfer functions (built once)."""
+    if name not in _LUT:
+        from .color import linear_to_srgb, srgb_to_linear
+        x = np.arange(65536, dtype=np.float64) / 65535
+        _LUT["enc"] = linear_to_srgb(x).astype(np.float32)
+        _LUT["dec"] = srgb_to_linear(x).astype(np.float32)
+    return _LUT[name]
+
+
+def _index16(v):
+    a = np.clip(np.asarray(v, np.float32), 0, 1)
+    a *= np.float32(65535)
+    a += np.float32(0.5)
+    return a.astype(np.uint16)
+
+
 def _to_s(lin):
-    return linear_to_srgb(np.clip(lin, 0, 1)).astype(np.float32)
+    """sRGB encoding through a 16-bit table (error < 1e-4; refocus.color's float64
+    formulas take seconds at 12 MP).  Finishing only keeps its results where it changes
+    pixels, so in-focus pixels never go through the table."""
+    return np.take(_lut("enc"), _index16(lin))
 
 
 def _to_lin(s):
-    return srgb_to_linear(np.clip(s, 0, 1)).astype(np.float32)
+    return np.take(_lut("dec"), _index16(s))
+
+
+def _where_blurred(k, new, old):
+    """`new` where the weight k > 0, else exactly `old` (no round trip through sRGB)."""
+    kk = k[..., None] if new.ndim == 3 else k
+    return np.where(kk > 0, new, old).astype(np.float32, copy=False)
 
 
 # -- grain -----------------------------------------------------------------------------------
@@ -148,19 +178,38 @@ def estimate_grain(linear, *, exclude=None) -> GrainModel | None:
 
     Flat: the local standard deviation of the smoothed image (structure, not grain) is in
     the lowest third.  `exclude`: boolean mask of pixels not to use (e.g. borders)."""
-    g = _to_s(_grey(linear))
+    grey = _grey(linear)
+    m = max(2, int(3 * GRAIN_HIGHPASS_SIGMA))
+    seams = None
+    if grey.size > 2 * MOSAIC_PIXELS:
+        # large photos: measure on a mosaic of tiles spread over the image (grain is the same
+        # everywhere; the tiles' seams are left out of the measurement)
+        n = MOSAIC_TILES
+        ts = int(math.sqrt(MOSAIC_PIXELS / (n * n)))
+        H, W = grey.shape
+        ys = np.linspace(0, H - ts, n).astype(int)
+        xs = np.linspace(0, W - ts, n).astype(int)
+        grey = np.block([[grey[y:y + ts, x:x + ts] for x in xs] for y in ys])
+        if exclude is not None:
+            ex = np.asarray(exclude, bool)
+            exclude = np.block([[ex[y:y + ts, x:x + ts] for x in xs] for y in ys])
+        seams = np.zeros(grey.shape, bool)
+        for k in range(1, n):
+            seams[k * ts - m:k * ts + m] = True
+            seams[:, k * ts - m:k * ts + m] = True
+    g = _to_s(grey)
     r = _highpass(g)
     smooth = _gauss(g, 2.0)
     struct = np.sqrt(np.maximum(_gauss(smooth * smooth, 3.0) - _gauss(smooth, 3.0) ** 2, 0))
-    ok = np.ones(g.shape, bool)
-    m = max(2, int(3 * GRAIN_HIGHPASS_SIGMA))
+    ok = np.ones(g.shape, bool) if seams is None else ~seams
     ok[:m], ok[-m:], ok[:, :m], ok[:, -m:] = False, False, False, False
     ok &= (smooth > 0.02) & (smooth < 0.98)                     # clipped areas have no grain
     if exclude is not None:
         ok &= ~np.asarray(exclude, bool)
     if ok.sum() < 200:
         return None
-    flat = ok & (struct <= np.percentile(struct[ok], 33))
+    step = max(1, int(math.sqrt(g.size / 1e6)))
+    flat = ok & (struct <= np.percentile(struct[::step, ::step][ok[::step, ::step]], 33))
     if flat.sum() < 200:
         return None
     vals, res = smooth[flat], r[flat]
@@ -205,7 +254,7 @@ def add_grain(out, original, coc, amount=1.0, *, model=None, seed=0, exclude=Non
     bright = _gauss(_grey(s) if s.ndim == 3 else s, 2.0)
     n = synth_grain(bright.shape, model, seed=seed) * model.std_at(bright) * w
     s = s + (n[..., None] if s.ndim == 3 else n)        # same grain in every channel: luminance grain
-    return _to_lin(s), model
+    return _where_blurred(w, _to_lin(s), a), model
 
 
 # -- texture ---------------------------------------------------------------------------------
@@ -227,16 +276,18 @@ def add_texture(out, original, coc, amount):
     # large edges: where the image at 4x the texture scale still has a steep gradient; the
     # texture there would be the edge itself, so it is left out (feathered)
     import cv2
+    step = max(1, int(math.sqrt(t.shape[0] * t.shape[1] / 1e6)))      # statistics on ~1 MP
     big = _gauss(_grey(o) if o.ndim == 3 else o, 2 * sig)
     gm = np.hypot(cv2.Sobel(big, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(big, cv2.CV_32F, 0, 1, ksize=3)) / 8
-    thr = max(float(np.percentile(gm, 90)), 1e-4) * 2.0
+    thr = max(float(np.percentile(gm[::step, ::step], 90)), 1e-4) * 2.0
     calm = np.clip(1.5 - gm / thr, 0, 1)
     calm = _gauss(calm, 2 * sig)
-    c = TEXTURE_CLIP * 1.4826 * float(np.median(np.abs(t))) + 1e-4
+    c = TEXTURE_CLIP * 1.4826 * float(np.median(np.abs(t[::step, ::step]))) + 1e-4
     t = c * np.tanh(t / c)
     k = (w * calm * np.float32(amount)).astype(np.float32)
-    s = _to_s(np.asarray(out, np.float32)) + t * (k[..., None] if t.ndim == 3 else k)
-    return _to_lin(s)
+    a = np.asarray(out, np.float32)
+    s = _to_s(a) + t * (k[..., None] if t.ndim == 3 else k)
+    return _where_blurred(k, _to_lin(s), a)
 
 
 # -- borders ---------------------------------------------------------------------------------
