@@ -460,6 +460,10 @@ def apply(out, original, coc, settings, *, notes=None, border_mask=None, seed=0)
     notes = notes if notes is not None else []
     out = np.asarray(out, np.float32)
     original = np.asarray(original, np.float32)
+    if out.ndim == 3 and out.shape[2] == 1:             # (H, W, 1): work on (H, W)
+        res = apply(out[..., 0], original.reshape(out.shape[:2]), coc, settings, notes=notes,
+                    border_mask=border_mask, seed=seed)
+        return res[..., None]
     if getattr(settings, "texture", 0) > 0:
         out = add_texture(out, original, coc, settings.texture)
         notes.append(f"finish: texture x{settings.texture:g} of the fine texture (sigma "

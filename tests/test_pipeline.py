@@ -123,3 +123,18 @@ def test_xmp_faces_reach_focus_and_the_offline_depth():
     assert res.focus.how.startswith("2 faces")
     for x, y, w, h in res.focus.faces:
         assert res.coc[y + h // 2, x + w // 2] == 0
+
+
+@pytest.mark.parametrize("channels", [None, 1, 3])
+def test_grey_and_single_channel_images_through_every_step(channels, rng):
+    g = (rng.random((60, 80)) * 0.5 + 0.2).astype(np.float32)
+    img = g if channels is None else np.repeat(g[..., None], channels, axis=2)
+    d = np.full((60, 80), 0.2, np.float32)
+    d[:, :40] = 0.9
+    res = refocus_image(img, {"focus": "disparity", "focus_disparity": 0.9, "grain": 1, "texture": 0.5,
+                              "keep_border": True, "saturation": 1.2}, disparity=d, device="cpu")
+    assert res.linear.shape == img.shape and res.linear.dtype == np.float32
+    assert len([n for n in res.notes if n.startswith("finish:")]) == 3
+    assert np.isfinite(res.linear).all()
+    if channels == 3:
+        assert np.array_equal(res.linear[..., 0], res.linear[..., 2])     # grey stays grey
