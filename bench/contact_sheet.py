@@ -8,7 +8,9 @@ input | depth (white = near; the focus point as a red dot, detected faces as gre
 for a tilt-shift band the ramp that was rendered, with the band as red lines) | result, with a caption (file, focus, blur, finishing).
 The depth is whatever ``--depth auto`` finds: depth stored in the file, else an installed
 model, else the offline default (no model weights are shipped, so mostly the latter).
-``<out>/runs.json`` records the notes of every run.
+``<out>/runs.json`` records the notes of every run; ``<out>/details.jpg`` shows 1:1 crops
+of the grain (historic) and texture (painting) steps (``details`` as the preset name
+renders only that).
 """
 from __future__ import annotations
 
@@ -92,6 +94,46 @@ def _row(res, rel):
     return np.vstack([row, cap, np.full((GAP, SHEET_W, 3), 0, np.uint8)])
 
 
+# 1:1 crops where finishing matters: (photo, preset, setting switched off, crop rows, crop cols)
+DETAILS = [
+    ("historic/Curies_lab_c1904.jpg", "historic", "grain", (100, 400), (480, 780)),
+    ("paintings/the_scream.jpg", "painting", "texture", (1000, 1300), (0, 300)),
+]
+
+
+def details(data, out, quality):
+    """``details.jpg``: 1:1 crops, original | blurred without the finishing step | with it."""
+    rows = []
+    head = np.full((30, 3 * 300 + 2 * GAP, 3), 24, np.uint8)
+    cv2.putText(head, "1:1 crops: original | preset without grain/texture | preset", (6, 21),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    rows.append(head)
+    for rel, name, key, (y0, y1), (x0, x1) in DETAILS:
+        p = Path(data) / rel
+        if not p.exists():
+            continue
+        s = presets.get(name).resolve()
+        with_, _ = refocus_file(p, s, device="cpu")
+        without, _ = refocus_file(p, presets.get(name).resolve({key: 0}), device="cpu")
+        crops = [_srgb8(a)[y0:y1, x0:x1] for a in (with_.original, without.linear, with_.linear)]
+        h = crops[0].shape[0]
+        row = np.full((h, 3 * 300 + 2 * GAP, 3), 24, np.uint8)
+        for i, c in enumerate(crops):
+            row[:, i * (300 + GAP):i * (300 + GAP) + c.shape[1]] = c
+        cap = np.full((24, row.shape[1], 3), 24, np.uint8)
+        cv2.putText(cap, f"{rel} ({name}, {key} {getattr(s, key):g})", (6, 16), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.42, (235, 235, 235), 1, cv2.LINE_AA)
+        rows += [row, cap]
+    sheet = np.vstack(rows)
+    ok, buf = cv2.imencode(".jpg", sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    path = Path(out) / "details.jpg"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(buf.tobytes())
+    tmp.replace(path)
+    print(f"-> {path} ({len(buf) // 1024} KiB)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("presets", nargs="*", help="presets to render (default: all in PHOTOS)")
@@ -103,7 +145,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     runs_path = out / "runs.json"
     runs = json.loads(runs_path.read_text()) if runs_path.exists() else {}
-    for name in a.presets or list(PHOTOS):
+    for name in [n for n in a.presets if n != "details"] or ([] if a.presets else list(PHOTOS)):
         preset = presets.get(name)
         settings = preset.resolve()
         rows, runs[name] = [], []
@@ -134,6 +176,8 @@ def main(argv=None):
         tmp.replace(path)
         print(f"-> {path} ({len(buf) // 1024} KiB, {sheet.shape[1]}x{sheet.shape[0]})")
     runs_path.write_text(json.dumps(runs, indent=1) + "\n")
+    if not a.presets or "details" in a.presets:
+        details(a.data, out, 90)
 
 
 if __name__ == "__main__":
