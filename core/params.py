@@ -140,10 +140,12 @@ PARAMS: tuple = (
           help="Depth model name from `refocus models list`, or a path to a compatible .onnx file."),
     # -- focus ------------------------------------------------------------------------------
     Param("focus", "choice", "auto", group="focus", label="Focus",
-          choices=("auto", "face", "point", "disparity", "subject", "band"),
+          choices=("auto", "face", "point", "disparity", "subject", "band", "edge"),
           help="How the focal plane is chosen: auto (faces, else the salient subject, else the "
-               "centre), face, point (--focus-point), disparity (--focus-disparity), subject "
-               "(the subject mask or selection), band (tilt-shift: a horizontal band in focus)."),
+               "nearest strong edge, else the centre), face (the main face's eyes), point "
+               "(--focus-point), disparity (--focus-disparity), subject (the subject mask or "
+               "selection), band (tilt-shift: a horizontal band in focus), edge (the nearest "
+               "strong edge)."),
     Param("focus_point", "point", None, group="focus", label="Focus point",
           help="X,Y of the point to focus on, in pixels, or fractions (0..1) of width and height."),
     Param("focus_disparity", "float", None, group="focus", label="Focus disparity", min=0.0, max=1.0,

@@ -90,6 +90,12 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
             raise BadInputError(f"subject mask: shape {subject_mask.shape} does not match the image ({H}, {W})")
     notes = []
     timings = {}
+    xmp_faces = []
+    if photo is not None and getattr(photo, "xmp", None):
+        from .focus import faces_from_xmp
+        xmp_faces = faces_from_xmp(photo.xmp, (H, W), getattr(getattr(photo, "camera", None), "orientation", 1))
+        if xmp_faces:
+            notes.append(f"faces: {len(xmp_faces)} from the photo's XMP face regions")
     t0 = time.perf_counter()
     progress("depth", 0.0)
     if disparity is not None:
@@ -101,20 +107,31 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
         disp = np.clip(disp, 0, 1)
         depth_source = "given"
     else:
+        hints = {"faces": [(x / W, y / H, w / W, h / H) for x, y, w, h in xmp_faces]} if xmp_faces else None
         disp, depth_source, original = _estimate(photo if photo is not None else img, settings,
-                                                 subject_mask, device)
+                                                 subject_mask, device, hints)
         if original is not None and original.shape[:2] == (H, W):
             img = original
             notes.append("started from the unblurred original stored in the file")
     notes.append(f"depth: {depth_source}")
     t1 = time.perf_counter()
     progress("focus", 0.0)
-    focus = choose_focus(img, disp, settings, subject_mask=subject_mask)
+    focus = choose_focus(img, disp, settings, subject_mask=subject_mask, faces=xmp_faces)
     notes.append(f"focus: {focus.how} (disparity {focus.disparity:.3f})")
     cam = camera if camera is not None else getattr(photo, "camera", None)
     K, how_k = blur_strength(settings, (H, W), focus, cam)
     notes.append(f"blur: {how_k}")
-    eff, d_f = effective_disparity(disp, focus, settings, subject_mask=subject_mask)
+    keep = subject_mask
+    border = None
+    if settings.keep_border:
+        from .finish import border_text, detect_border
+        border, widths = detect_border(img)
+        if border is None:
+            notes.append("border: none found (keep_border)")
+        else:
+            notes.append(f"border: kept sharp ({border_text(widths, border)})")
+            keep = border if keep is None else np.maximum(keep, border)
+    eff, d_f = effective_disparity(disp, focus, settings, subject_mask=keep)
     t2 = time.perf_counter()
     progress("render", 0.0)
     info = RenderInfo(depth_source=depth_source)
@@ -125,7 +142,7 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
     t3 = time.perf_counter()
     progress("finish", 0.0)
     from . import finish
-    out = finish.apply(out, img, coc, settings, notes=notes)
+    out = finish.apply(out, img, coc, settings, notes=notes, border_mask=border)
     t4 = time.perf_counter()
     progress("finish", 1.0)
     timings.update({"depth": t1 - t0, "focus": t2 - t1, "render": t3 - t2, "finish": t4 - t3})
@@ -134,10 +151,10 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
                   render_info=info)
 
 
-def _estimate(photo_or_image, settings, subject_mask, device):
+def _estimate(photo_or_image, settings, subject_mask, device, hints=None):
     from .depth import estimate_depth
     res = estimate_depth(photo_or_image, source=settings.depth, model=settings.model, device=device,
-                         subject_mask=subject_mask)
+                         subject_mask=subject_mask, **({"hints": hints} if hints else {}))
     return res.disparity, f"{res.source} ({res.detail})", res.original
 
 

@@ -40,13 +40,14 @@ class DepthResult:
 
 
 def estimate_depth(photo_or_path, *, source: str = "auto", model=None, device: str = "auto",
-                   subject_mask=None) -> DepthResult:
+                   subject_mask=None, hints=None) -> DepthResult:
     """Disparity of a photo (a path, a :class:`refocus.imageio.Photo` or linear RGB array).
 
     See :func:`refocus.depth.sources.estimate_depth`.
     """
     from .sources import estimate_depth as _estimate
-    return _estimate(photo_or_path, source=source, model=model, device=device, subject_mask=subject_mask)
+    return _estimate(photo_or_path, source=source, model=model, device=device, subject_mask=subject_mask,
+                     hints=hints)
 
 
 __all__ = ["DepthResult", "estimate_depth", "SOURCES"]

@@ -71,11 +71,12 @@ def _fit(disp: np.ndarray, shape, what: str) -> np.ndarray:
 
 
 def estimate_depth(photo_or_path, *, source: str = "auto", model=None, device: str = "auto",
-                   subject_mask=None) -> DepthResult:
+                   subject_mask=None, hints=None) -> DepthResult:
     """Disparity of a photo from the first available source (see the module docstring).
 
     `subject_mask` (H, W) in [0, 1], optional: where the subject is (e.g. a GIMP selection);
-    the offline default uses it instead of its detectors.
+    the offline default uses it instead of its detectors.  `hints`, optional: passed to the
+    offline default as its ``info`` (e.g. ``{"faces": [...]}`` from XMP face regions).
 
     `photo_or_path`: a file path, a :class:`refocus.imageio.Photo`, or a float32 linear
     RGB array (H, W, 3) (no embedded depth then).
@@ -134,7 +135,7 @@ def estimate_depth(photo_or_path, *, source: str = "auto", model=None, device: s
                          f"{DOWNLOAD_COMMAND.format(name=default_name())} (or pass --depth PATH)")
     lin = get_linear()
     t1 = time.perf_counter()
-    disp, detail = fallback(lin, subject_mask=subject_mask)
+    disp, detail = fallback(lin, subject_mask=subject_mask, **({"info": hints} if hints else {}))
     timings["fallback"] = time.perf_counter() - t1
     notice(fallback_notice())
     return DepthResult(_fit(disp, lin.shape[:2], "offline default"), "fallback", detail, timings)

@@ -121,4 +121,25 @@ def get(name_or_path) -> Preset:
     return presets[s]
 
 
-__all__ = ["Preset", "PresetError", "available", "get", "load_file", "user_dir", "FORMAT_VERSION"]
+def describe(preset: Preset, *, all_values: bool = False) -> list:
+    """Lines describing a preset for ``refocus presets show``: name, source, description,
+    then one line per value it sets (``all_values``: every parameter, defaults marked)."""
+    where = preset.source if preset.source in ("built-in", "user") else f"file {preset.source}"
+    lines = [f"{preset.name} ({where}{', ' + str(preset.path) if preset.path and where == 'user' else ''})"]
+    if preset.description:
+        lines.append(f"  {preset.description}")
+    s = preset.resolve()
+    for p in _params.PARAMS:
+        if p.name not in preset.settings and not all_values:
+            continue
+        v = getattr(s, p.name)
+        text = "-" if v is None else (",".join(f"{c:g}" for c in v) if isinstance(v, tuple) else
+                                      (f"f/{v:g}" if p.kind == "fnumber" else
+                                       (("yes" if v else "no") if p.kind == "bool" else
+                                        (f"{v:g}" if isinstance(v, float) else str(v)))))
+        mark = "" if p.name in preset.settings else "   (default)"
+        lines.append(f"  {p.cli_flag:<20} {text:<10} {p.label}{mark}")
+    return lines
+
+
+__all__ = ["Preset", "PresetError", "available", "describe", "get", "load_file", "user_dir", "FORMAT_VERSION"]
