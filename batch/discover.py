@@ -16,8 +16,9 @@ Output names (the rule is documented in ``docs/batch.md``)::
 * ``<suffix>`` is ``.jpg``, ``.tif``, ``.png``, ``.ora``, ``.psd`` or ``.depth.png``;
 * when two photos of a run would get the same output path (``IMG_1.CR2`` and ``IMG_1.JPG``
   in one folder; compared without regard to case, as on macOS and Windows), each of them
-  keeps its own extension in the name: ``IMG_1.cr2.jpg`` and ``IMG_1.jpg.jpg``; should they
-  still collide, ``-2``, ``-3`` ... are added in the order of the source paths.
+  keeps its own extension in the name: ``IMG_1.cr2.jpg`` and ``IMG_1.jpg.jpg``; when that
+  does not separate them (the same name from two input folders), ``-2``, ``-3`` ... are
+  added to all but the first in the order of the source paths (``p.jpg``, ``p-2.jpg``).
 """
 from __future__ import annotations
 
@@ -195,8 +196,10 @@ def assign_outputs(sources: list[Source], outdir, formats) -> None:
         return groups
 
     for group in clashes():                      # 1. keep the source's extension in the name
-        for s in group:
-            bases[id(s)] = s.rel.stem + s.rel.suffix.lower()
+        exts = [s.rel.suffix.lower() for s in group]
+        if len(set(exts)) == len(exts):
+            for s in group:
+                bases[id(s)] = s.rel.stem + s.rel.suffix.lower()
     for _ in range(len(photos) + 1):             # 2. number what still collides, in source order
         groups = clashes()
         if not groups:
