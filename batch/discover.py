@@ -109,10 +109,12 @@ def _inside(path: Path, folder: Path | None) -> bool:
         return False
 
 
-def find_sources(inputs, *, recursive: bool = False, exclude: Path | None = None) -> list[Source]:
+def find_sources(inputs, *, recursive: bool = False, exclude: Path | None = None,
+                 skipped_folders: list | None = None) -> list[Source]:
     """Every file named by `inputs` (files, folders, globs), photos and others, deduplicated.
 
     `exclude`: a folder (the output folder) whose contents are never taken as inputs.
+    `skipped_folders`: a list that receives the sub-folders not searched (not `recursive`).
     Raises :class:`BadInputError` for an input that does not exist or a glob matching nothing.
     """
     exclude = Path(exclude).resolve() if exclude is not None else None
@@ -144,6 +146,11 @@ def find_sources(inputs, *, recursive: bool = False, exclude: Path | None = None
                     add(d / n, folder)
         else:
             for p in sorted(folder.iterdir()):
+                if p.is_dir():
+                    if (skipped_folders is not None and not p.name.startswith(".")
+                            and not _inside(p.resolve(), exclude)):
+                        skipped_folders.append(p)
+                    continue
                 add(p, folder)
 
     for item in inputs:

@@ -67,6 +67,10 @@ class Reporter:
                 + (f", {ev['not_images']} other files skipped" if ev["not_images"] else "")
                 + f"; {ev['jobs']} job{'s' if ev['jobs'] > 1 else ''}")
         self._line(head)
+        nf = ev["report"].folders_not_searched
+        if nf:
+            self._line(f"refocus batch: {nf} sub-folder{'s' if nf > 1 else ''} not searched "
+                       "(add --recursive to include them)")
         if self.use_bar and self.todo:
             from tqdm import tqdm
             self.bar = tqdm(total=self.todo, unit="photo", file=self.stream, dynamic_ncols=True,
@@ -126,4 +130,6 @@ def dry_run_lines(report) -> list[str]:
             lines.append(f"skip     {f['rel']} (outputs already there)")
         elif st == "not-image":
             lines.append(f"ignore   {f['rel']} (not an image)")
+    if report.folders_not_searched:
+        lines.append(f"({report.folders_not_searched} sub-folder(s) not searched; add --recursive to include them)")
     return lines

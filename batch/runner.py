@@ -53,6 +53,7 @@ class BatchReport:
     dry_run: bool = False
     removed_partials: int = 0
     started: str = ""
+    folders_not_searched: int = 0        # sub-folders left out (no --recursive)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f["status"] == status)
@@ -102,7 +103,8 @@ class BatchReport:
                 "summary": {"done": self.done, "skipped": self.skipped, "failed": self.failed,
                             "not_images": self.not_images, "interrupted": self.count("interrupted"),
                             "pending": self.count("pending"), "planned": self.count("planned"),
-                            "removed_partials": self.removed_partials},
+                            "removed_partials": self.removed_partials,
+                            "folders_not_searched": self.folders_not_searched},
                 "files": self.files}
 
     CSV_FIELDS = ("source", "status", "outputs", "written", "depth_source", "focus", "focus_disparity",
@@ -281,11 +283,13 @@ def run(inputs, outdir, *, preset=None, preset_file=None, formats=("jpg",), over
         if p.is_dir() and p.resolve() == out_abs:
             raise BadInputError(f"-o {outdir}: is the input folder {item}; outputs would mix with the "
                                 f"photos. Use another folder, e.g. -o {Path(str(item)) / 'refocused'}")
-    sources = discover.find_sources(inputs, recursive=recursive, exclude=out_abs)
+    skipped_folders: list = []
+    sources = discover.find_sources(inputs, recursive=recursive, exclude=out_abs, skipped_folders=skipped_folders)
     discover.assign_outputs(sources, out_abs, formats)
 
     rep = BatchReport(outdir=str(out_abs), formats=formats, preset=chosen.name if chosen else None,
-                      settings=settings_dict, jobs=1, dry_run=dry_run, started=started)
+                      settings=settings_dict, jobs=1, dry_run=dry_run, started=started,
+                      folders_not_searched=len(skipped_folders))
     todo = []                  # (index, task)
     for s in sources:
         rec = {"source": str(s.path), "rel": s.display, "status": None, "outputs": [], "written": [],
