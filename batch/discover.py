@@ -120,14 +120,14 @@ def find_sources(inputs, *, recursive: bool = False, exclude: Path | None = None
     exclude = Path(exclude).resolve() if exclude is not None else None
     found: dict = {}                  # resolved path -> Source (first input naming it wins)
 
-    def add(path: Path, root: Path):
-        if path.name.startswith("."):
+    def add(path: Path, root: Path, explicit: bool = False):
+        if path.name.startswith(".") and not explicit:
             return
         try:
             real = path.resolve()
         except OSError:
             real = path.absolute()
-        if real in found or _inside(real, exclude) or not path.is_file():
+        if real in found or (_inside(real, exclude) and not explicit) or not path.is_file():
             return
         try:
             rel = path.absolute().relative_to(root.absolute())
@@ -159,7 +159,7 @@ def find_sources(inputs, *, recursive: bool = False, exclude: Path | None = None
         if p.is_dir():
             walk(p)
         elif p.is_file():
-            add(p, p.parent)
+            add(p, p.parent, explicit=True)
         elif _has_magic(s):
             root = _glob_root(s)
             matches = sorted(glob.glob(s, recursive=True))

@@ -63,6 +63,8 @@ class Reporter:
         self.outdir = ev["report"].outdir
         if ev.get("dry_run") or self.quiet:
             return
+        if not ev["total"]:
+            self._line("refocus batch: no photos found in the inputs")
         head = (f"refocus batch: {ev['total']} photos, {ev['todo']} to do, {ev['skipped']} already done"
                 + (f", {ev['not_images']} other files skipped" if ev["not_images"] else "")
                 + f"; {ev['jobs']} job{'s' if ev['jobs'] > 1 else ''}")

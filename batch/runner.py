@@ -442,15 +442,29 @@ def _run_pool(todo, rep: BatchReport, progress, n_jobs: int):
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
     queue = deque(todo)
     workers = [_Worker(ctx, threads) for _ in range(n_jobs)]
+    restarts = 0
     try:
         while queue or any(w.busy is not None for w in workers):
-            for w in workers:
+            for i, w in enumerate(workers):
                 if w.busy is None and queue:
+                    if not w.proc.is_alive():                 # died while idle: replace it
+                        w.stop(0)
+                        workers[i] = w = _Worker(ctx, threads)
                     idx, task = queue.popleft()
+                    try:
+                        w.conn.send(task)
+                    except (BrokenPipeError, OSError):
+                        restarts += 1
+                        if restarts > len(todo) + 2 * n_jobs:
+                            raise RefocusError("the worker processes keep ending before they get work; "
+                                               "run with --jobs 1 to see why") from None
+                        queue.appendleft((idx, task))         # try again with a fresh worker
+                        w.stop(0)
+                        workers[i] = _Worker(ctx, threads)
+                        continue
                     w.busy, w.t0 = idx, time.perf_counter()
                     rep.files[idx]["status"] = "interrupted"
                     _emit(progress, "file-start", index=idx, source=rep.files[idx]["rel"])
-                    w.conn.send(task)
             busy = [w for w in workers if w.busy is not None]
             wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
             for i, w in enumerate(workers):

@@ -25,6 +25,19 @@ ALL = "jpg,tif,png,ora,psd,depth"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"sample data not found at {DATA}")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _notices_stay_per_test_module():
+    """The core prints some notices once per process; these in-process runs must not use up
+    the ones other test modules expect to see."""
+    from refocus import runtime
+    from refocus.depth import sources
+    saved = [(m, set(m._notified)) for m in (runtime, sources)]
+    yield
+    for m, s in saved:
+        m._notified.clear()
+        m._notified.update(s)
+
+
 def _small(src: Path, dst: Path, size: int, **kw):
     dst.parent.mkdir(parents=True, exist_ok=True)
     with Image.open(src) as im:

@@ -19,7 +19,7 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 pytestmark = [pytest.mark.skipif(not DATA.is_dir(), reason=f"sample data not found at {DATA}"),
               pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 
-N = 8
+N = 6
 SOURCES = ["portraits/coffee.png", "historic/Grace_Hopper_1984_USNavy.jpg", "portraits/rocket.jpg",
            "paintings/great_wave_hokusai.jpg"]
 
@@ -30,7 +30,7 @@ def _folder(root: Path) -> list[str]:
     for i in range(N):
         with Image.open(DATA / SOURCES[i % len(SOURCES)]) as im:
             im = im.convert("RGB").rotate(7 * i)
-            im.thumbnail((220, 220))
+            im.thumbnail((160, 160))
             name = f"p{i}.jpg"
             im.save(root / name, quality=90)
             names.append(name)
@@ -128,7 +128,7 @@ def test_killed_run_leaves_nothing_half_written(tmp_path):
     for n in first:                                       # what is there is complete
         with Image.open(out / n) as im:
             im.load()
-    (out / ".p7.jpg.k3Jd9x.part").write_bytes(b"\xff\xd8half")     # as a kill during a write leaves it
+    (out / f".p{N - 1}.jpg.k3Jd9x.part").write_bytes(b"\xff\xd8half")     # as a kill during a write leaves it
     r = subprocess.run([sys.executable, "-m", "refocus.cli", "batch", str(tmp_path / "in"), "-o", str(out),
                         "--jobs", "1", "--format", "jpg,depth", "--quiet"], capture_output=True, text=True,
                        timeout=120)
@@ -139,3 +139,22 @@ def test_killed_run_leaves_nothing_half_written(tmp_path):
         stem = n.split(".")[0]
         if {stem + ".jpg", stem + ".depth.png"} <= set(first):
             assert second[n] == t, n                      # a finished photo is not redone
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_a_worker_that_dies_fails_its_photo_and_the_run_goes_on(tmp_path):
+    names = _folder(tmp_path / "in")
+    out, mark = tmp_path / "out", uuid.uuid4().hex
+    p = _start(tmp_path / "in", out, 2, mark, "--report", str(tmp_path / "r.json"))
+    _wait_for_first_output(p, out)
+    workers = [pid for pid in _marked_processes(mark)
+               if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)                  # as the kernel's OOM killer would
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 1, stderr
+    assert "the worker process ended unexpectedly (exit code -9)" in stderr and "Traceback" not in stderr
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["summary"]["failed"] == 1 and rep["summary"]["done"] == N - 1
+    assert not [n for n in os.listdir(out) if n.startswith(".")]
+    assert _marked_processes(mark) == []
