@@ -295,7 +295,7 @@ def run(inputs, outdir, *, preset=None, preset_file=None, formats=("jpg",), over
         rec = {"source": str(s.path), "rel": s.display, "status": None, "outputs": [], "written": [],
                "depth_source": None, "focus": None, "focus_disparity": None, "blur": None,
                "preset": rep.preset, "settings": None, "notes": [], "timings": None, "seconds": None,
-               "error": None}
+               "error": None, "pid": None}
         rep.files.append(rec)
         if not s.is_photo:
             rec["status"] = "not-image"
@@ -367,7 +367,7 @@ def _finish(rep: BatchReport, idx: int, rec: dict | None, error: str | None, sec
     if error is None:
         f["status"] = "done"
         for k in ("depth_source", "focus", "focus_disparity", "blur", "settings", "notes", "timings",
-                  "written"):
+                  "written", "pid"):
             f[k] = rec.get(k)
     else:
         f["status"] = "failed"

@@ -74,7 +74,7 @@ def process(task: dict, stage=None) -> dict:
     timings.update({"refocus": round(t1 - t0, 3), "write": round(t2 - t1, 3), "total": round(t2 - t0, 3)})
     return {"depth_source": res.depth_source, "focus": res.focus.how,
             "focus_disparity": rec["focus_disparity"], "blur": rec["blur"], "settings": rec["settings"],
-            "notes": rec["notes"], "timings": timings, "written": written,
+            "notes": rec["notes"], "timings": timings, "written": written, "pid": os.getpid(),
             "size": [int(res.linear.shape[1]), int(res.linear.shape[0])]}
 
 

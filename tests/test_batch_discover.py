@@ -128,3 +128,36 @@ def test_part_files_only_match_that_output(tmp_path):
     for n in (".a.jpg.k2j3.part", ".a.jpg.zz.part", ".ab.jpg.k.part", "a.jpg.part", ".a.jpg.k.tmp"):
         (tmp_path / n).write_bytes(b"")
     assert [p.name for p in discover.part_files(tmp_path / "a.jpg")] == [".a.jpg.k2j3.part", ".a.jpg.zz.part"]
+
+
+def test_heic_is_found_by_content(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    im = Image.fromarray(np.full((16, 16, 3), 90, np.uint8))
+    try:
+        pillow_heif.from_pillow(im).save(tmp_path / "phone_photo.bin", quality=80)
+    except Exception as e:                                 # a libheif build without an encoder
+        pytest.skip(f"cannot write HEIC here: {e}")
+    (src,) = discover.find_sources([tmp_path])
+    assert src.is_photo and src.kind == "heif"
+
+
+@pytest.mark.parametrize("cores, avail_gb, mp, todo, expected", [
+    (8, 64, 12, 100, 8),          # cores limit
+    (8, 6, 12, 100, 2),           # memory limit: 6 GB / 2.5 GB
+    (8, 6, 24, 100, 1),           # 24 MP photos need twice the memory
+    (8, 64, 12, 3, 3),            # no more workers than photos to do
+    (2, 1, 12, 10, 1),            # never fewer than one
+])
+def test_default_jobs(monkeypatch, cores, avail_gb, mp, todo, expected):
+    from refocus.batch import runner
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(runner, "available_memory", lambda: int(avail_gb * 1e9))
+    assert runner.default_jobs(todo, mp) == expected
+
+
+def test_available_memory_is_plausible():
+    from refocus.batch import runner
+    m = runner.available_memory()
+    if m is None:
+        pytest.skip("no /proc/meminfo and no psutil")
+    assert 50e6 < m < 1e14

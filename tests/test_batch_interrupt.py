@@ -156,5 +156,7 @@ def test_a_worker_that_dies_fails_its_photo_and_the_run_goes_on(tmp_path):
     assert "the worker process ended unexpectedly (exit code -9)" in stderr and "Traceback" not in stderr
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["summary"]["failed"] == 1 and rep["summary"]["done"] == N - 1
+    pids = {f["pid"] for f in rep["files"] if f["status"] == "done"}
+    assert len(pids) <= 3 < N - 1                         # workers are reused: 2, and 1 replacement
     assert not [n for n in os.listdir(out) if n.startswith(".")]
     assert _marked_processes(mark) == []
