@@ -112,6 +112,10 @@ class Reporter:
             self.bar.update(1)
             self._postfix()
 
+    def on_stopping(self, ev):
+        if ev.get("busy"):
+            self._line(f"refocus batch: stopping {ev['busy']} worker{'s' if ev['busy'] > 1 else ''} ...")
+
     def on_end(self, ev):
         if self.bar is not None:
             self.bar.close()

@@ -249,7 +249,8 @@ def run(inputs, outdir, *, preset=None, preset_file=None, formats=("jpg",), over
     report : path of a ``.json`` or ``.csv`` report to write (also after an interruption).
     progress : callable receiving event dicts: ``start`` (total, todo, jobs), ``file-start``
         (index, source), ``stage`` (index, source, stage, fraction), ``file-end`` (index,
-        record), ``notice`` (text), ``end`` (report).
+        record), ``notice`` (text), ``stopping`` (busy: workers being stopped after Ctrl-C),
+        ``end`` (report).
 
     Returns a :class:`BatchReport`; a bad photo is a ``failed`` record, not an exception.
     Raises :class:`~refocus.errors.RefocusError` for bad arguments (before any work), and
@@ -334,21 +335,35 @@ def run(inputs, outdir, *, preset=None, preset_file=None, formats=("jpg",), over
         else:
             _run_pool(todo, rep, progress, n_jobs)
     except KeyboardInterrupt:
-        rep.interrupted = True
-        for _, task in todo:
-            for p in task["outputs"].values():
-                _remove_partials(Path(p))
-        rep.seconds = time.perf_counter() - t_start
-        if report is not None:
-            with contextlib.suppress(RefocusError, OSError):
-                rep.write(report)
-        _emit(progress, "end", report=rep)
+        with _sigint_ignored():
+            rep.interrupted = True
+            for _, task in todo:
+                for p in task["outputs"].values():
+                    _remove_partials(Path(p))
+            rep.seconds = time.perf_counter() - t_start
+            if report is not None:
+                with contextlib.suppress(RefocusError, OSError):
+                    rep.write(report)
+            _emit(progress, "end", report=rep)
         raise BatchInterrupted(rep) from None
     rep.seconds = time.perf_counter() - t_start
     if report is not None:
         rep.write(report)
     _emit(progress, "end", report=rep)
     return rep
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """While cleaning up after Ctrl-C, a second Ctrl-C must not cut the cleanup short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _remove_partials(output: Path) -> int:
@@ -497,13 +512,16 @@ def _run_pool(todo, rep: BatchReport, progress, n_jobs: int):
         for w in workers:
             w.proc.join(10)
             w.stop(1)
-    except BaseException:
-        for w in workers:                      # SIGTERM: each worker removes its temp file and ends
-            with contextlib.suppress(Exception):
-                if w.proc.is_alive():
-                    w.proc.terminate()
-        for w in workers:
-            w.stop(5)
+    except BaseException as e:
+        with _sigint_ignored():
+            if isinstance(e, KeyboardInterrupt):
+                _emit(progress, "stopping", busy=sum(1 for w in workers if w.busy is not None))
+            for w in workers:                  # SIGTERM: each worker removes its temp file and ends
+                with contextlib.suppress(Exception):
+                    if w.proc.is_alive():
+                        w.proc.terminate()
+            for w in workers:
+                w.stop(5)
         raise
 
 
