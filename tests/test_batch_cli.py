@@ -348,3 +348,17 @@ def test_reporter_plain_lines_and_bar(tiny):
     run([tiny / "in"], tiny / "out2", jobs=1, progress=Reporter(stream=bar, bar=True))
     text = bar.getvalue()
     assert "2/2" in text and "photo" in text and "[1/2]" not in text      # a bar, not log lines
+
+
+def test_quiet_prints_nothing_on_success(tiny):
+    res = CliRunner().invoke(main, ["batch", str(tiny / "in"), "-o", str(tiny / "out"), "-j", "1", "--quiet"])
+    assert res.exit_code == 0 and res.output == ""
+    assert sorted(p.name for p in (tiny / "out").iterdir()) == ["a.jpg", "b.jpg"]
+
+
+def test_import_refocus_stays_light():
+    import sys
+    code = ("import sys, refocus; assert callable(refocus.__getattr__); "
+            "print(sorted(m for m in ('refocus.batch.runner', 'refocus.batch', 'numpy', 'tqdm') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]"
