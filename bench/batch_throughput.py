@@ -8,7 +8,8 @@ Builds a folder of 4000x3000 JPEGs (quality 92) from the sample photos in
 size), then runs the real command ``refocus batch FOLDER -o OUT --preset portrait --jobs N``
 for each N and prints the wall time, seconds per photo, photos per minute and the peak
 memory: the largest sum of resident memory over the command's process and its workers
-(sampled every 0.2 s from /proc), and the largest single process.
+(sampled every 0.2 s from /proc), and the largest single process.  The load average is
+printed too: on a shared machine other work slows the runs down.
 """
 from __future__ import annotations
 
@@ -117,9 +118,11 @@ def main():
     for jobs in [int(j) for j in args.jobs.split(",")]:
         r = run_once(folder, work / f"out_j{jobs}", jobs, args.preset)
         results.append(r)
+        load = "; load average after: %.1f (1 min), %.1f (5 min)" % os.getloadavg()[:2] \
+            if hasattr(os, "getloadavg") else ""
         print(f"--jobs {r['jobs']}: {r['photos']} photos in {r['wall']:.1f} s = {r['wall'] / r['photos']:.2f} s/photo, "
               f"{60 * r['photos'] / r['wall']:.2f} photos/min; peak memory {r['peak_sum'] / 2**30:.2f} GiB "
-              f"(all processes), {r['peak_one'] / 2**30:.2f} GiB (largest process)", flush=True)
+              f"(all processes), {r['peak_one'] / 2**30:.2f} GiB (largest process){load}", flush=True)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 
