@@ -230,11 +230,15 @@ def _read_tiff(path: Path, max_pixels: int) -> Decoded:
         xmp = tags["XMP"].value if "XMP" in tags else None
         orientation = int(tags["Orientation"].value) if "Orientation" in tags else 1
         alpha = None
+        a = None
         if photometric in (0, 1, 2) and page.dtype is not None:
             try:
                 a = page.asarray()
             except Exception as e:
-                raise UnsupportedFormatError(f"{path}: damaged TIFF image data ({e})") from None
+                if "imagecodecs" not in str(e):
+                    raise UnsupportedFormatError(f"{path}: damaged TIFF image data ({e})") from None
+                a = None                                  # e.g. LZW without imagecodecs: Pillow decodes it
+        if a is not None and photometric in (0, 1, 2) and page.dtype is not None:
             if page.planarconfig == 2 and a.ndim == 3 and a.shape[0] == page.samplesperpixel:
                 a = np.moveaxis(a, 0, -1)
             if a.ndim == 3 and a.shape[-1] == 1:
