@@ -143,5 +143,9 @@ from .cli_depth import depth as _depth_cmd, models as _models_group  # noqa: E40
 main.add_command(_depth_cmd)
 main.add_command(_models_group)
 
+from .cli_gimp import gimp as _gimp_group  # noqa: E402  (click only)
+
+main.add_command(_gimp_group)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
