@@ -137,7 +137,10 @@ def handle(folder: str, *, progress=None) -> dict:
                 a = a[..., 0]
             if a.shape != (H, W):
                 raise RequestError(f"{name}: shape {a.shape} does not match the image ({H}, {W})")
-            aux[name] = np.clip(a, 0.0, 1.0)
+            a = np.clip(a, 0.0, 1.0)
+            if name == "mask" and not a.any():
+                continue                   # a selection that misses this layer marks no subject
+            aux[name] = a
     if "depth" in aux and req.get("depth_kind", "disparity") == "depth":
         aux["depth"] = 1.0 - aux["depth"]
     outputs = req.get("outputs") or ["result"]
