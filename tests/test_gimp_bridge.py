@@ -1,0 +1,264 @@
+"""The GIMP plug-in's worker bridge, without GIMP: real worker subprocesses on small arrays."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from refocus import params
+from refocus.pipeline import refocus_image
+from refocus.plugin_gimp import bridge, worker
+
+PY = sys.executable
+
+
+@pytest.fixture
+def folder():
+    d = bridge.new_request_dir()
+    yield d
+    bridge.remove_request_dir(d)
+
+
+def _arr(folder, resp, name):
+    spec = resp["arrays"][name]
+    return np.frombuffer(bridge.read_array(folder, spec), np.float32).reshape(spec["shape"])
+
+
+def _scene(rng, C=3):
+    img = rng.random((36, 48, C)).astype(np.float32)
+    depth = np.tile(np.linspace(0, 1, 48, dtype=np.float32), (36, 1))
+    return img, depth
+
+
+def test_request_folder_is_private(folder):
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+
+
+def test_worker_round_trip_matches_the_pipeline(folder, rng):
+    img, depth = _scene(rng, 4)                       # RGBA: alpha travels through untouched
+    settings = {"blur": "9", "focus": "disparity", "focus_disparity": "0.8", "shape": "polygon", "blades": 5}
+    bridge.write_request(folder, {"mode": "refocus", "settings": settings,
+                                  "outputs": ["result", "disparity", "blur_mask"]},
+                         {"image": (img.tobytes(), img.shape), "depth": (depth.tobytes(), depth.shape)})
+    seen = []
+    resp = bridge.run_worker(folder, PY, timeout=120, progress=seen.append)
+    out = _arr(folder, resp, "result")
+    assert out.shape == (36, 48, 4)
+    assert np.array_equal(out[..., 3], img[..., 3])
+    ref = refocus_image(img[..., :3], params.resolve(settings), disparity=depth, device="cpu")
+    np.testing.assert_allclose(out[..., :3], ref.linear, atol=2e-5)
+    np.testing.assert_allclose(_arr(folder, resp, "disparity")[..., 0], depth, atol=1e-6)
+    np.testing.assert_allclose(_arr(folder, resp, "blur_mask")[..., 0], ref.blur_mask, atol=1e-6)
+    assert resp["K"] == pytest.approx(9.0) and resp["depth_source"] == "layer"
+    assert resp["focus"]["how"].startswith("disparity") or resp["focus"]["disparity"] == pytest.approx(0.8)
+    # progress forwarded in order, ending at 1
+    assert seen and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+
+
+def test_grey_image_and_selection_mask(folder, rng):
+    img, _ = _scene(rng, 1)
+    mask = np.zeros((36, 48, 1), np.float32)
+    mask[8:28, 12:36] = 1
+    bridge.write_request(folder, {"mode": "refocus", "settings": {"blur": "8", "focus": "subject",
+                                                                   "depth": "fallback"}},
+                         {"image": (img.tobytes(), img.shape), "mask": (mask.tobytes(), mask.shape)})
+    resp = bridge.run_worker(folder, PY, timeout=120)
+    out = _arr(folder, resp, "result")
+    assert out.shape == (36, 48, 1)
+    core = mask[..., 0] > 0
+    assert np.abs(out - img)[core].max() < 1e-4               # the selected subject stays sharp
+    assert np.abs(out - img)[~core].mean() > 0.02              # the rest is blurred
+    assert any("subject" in n for n in resp["notes"])
+
+
+def test_depth_mode_returns_only_the_map(folder, rng):
+    img, _ = _scene(rng, 3)
+    bridge.write_request(folder, {"mode": "depth", "settings": {"depth": "fallback"}, "outputs": ["disparity"]},
+                         {"image": (img.tobytes(), img.shape)})
+    resp = bridge.run_worker(folder, PY, timeout=120)
+    assert set(resp["arrays"]) == {"disparity"}
+    d = _arr(folder, resp, "disparity")
+    assert d.shape == (36, 48, 1) and d.min() >= 0 and d.max() <= 1 and d.std() > 0
+    assert resp["depth_source"].startswith("fallback")
+
+
+def test_core_error_is_carried_back_with_its_message(folder, rng):
+    img, _ = _scene(rng)
+    bridge.write_request(folder, {"mode": "refocus", "settings": {"blades": 99}},
+                         {"image": (img.tobytes(), img.shape)})
+    with pytest.raises(bridge.BridgeError) as ei:
+        bridge.run_worker(folder, PY, timeout=120)
+    assert ei.value.kind == "BadInputError"
+    assert "blades" in str(ei.value) and "99" in str(ei.value) and "3..16" in str(ei.value)
+
+
+def test_unknown_preset_lists_the_available_ones(folder, rng):
+    img, _ = _scene(rng)
+    bridge.write_request(folder, {"mode": "refocus", "settings": {}, "preset": "no-such-look"},
+                         {"image": (img.tobytes(), img.shape)})
+    with pytest.raises(bridge.BridgeError, match="no-such-look.*portrait"):
+        bridge.run_worker(folder, PY, timeout=120)
+
+
+def test_preset_values_apply_and_explicit_values_win(folder, rng, monkeypatch):
+    from refocus import presets
+    img, depth = _scene(rng)
+    arrays = {"image": (img.tobytes(), img.shape), "depth": (depth.tobytes(), depth.shape)}
+    bridge.write_request(folder, {"mode": "refocus", "settings": {"blur": "5"}, "preset": "portrait"}, arrays)
+    resp = bridge.run_worker(folder, PY, timeout=120)
+    ref = refocus_image(img, presets.get("portrait").resolve({"blur": 5}), disparity=depth, device="cpu")
+    np.testing.assert_allclose(_arr(folder, resp, "result"), ref.linear, atol=2e-5)
+    assert resp["K"] == pytest.approx(5.0)
+
+
+def test_worker_exit_status_and_error_response(folder, rng):
+    import subprocess
+    img, _ = _scene(rng)
+    bridge.write_request(folder, {"mode": "refocus", "settings": {"focus": "sideways"}},
+                         {"image": (img.tobytes(), img.shape)})
+    p = subprocess.run([PY, "-m", "refocus.plugin_gimp.worker", folder], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2
+    resp = json.loads(open(os.path.join(folder, "response.json")).read())
+    assert resp["ok"] is False and resp["error"]["type"] == "BadInputError"
+    assert "sideways" in resp["error"]["message"]
+    assert "PROGRESS" not in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"protocol": 99}, "protocol 99"),
+    ({"mode": "paint"}, "mode 'paint'"),
+    ({"arrays": {"image": {"file": "../image.f32", "shape": [36, 48, 3], "dtype": "float32"}}}, "bad file name"),
+    ({"arrays": {"image": {"file": "image.f32", "shape": [36, 48, 4], "dtype": "float32"}}}, "bytes, expected"),
+    ({"arrays": {"image": {"file": "image.f32", "shape": [36, 48, 3], "dtype": "object"}}}, "dtype 'object'"),
+])
+def test_bad_request_is_refused_with_exit_3(folder, rng, bad, message):
+    img, _ = _scene(rng)
+    bridge.write_request(folder, {"mode": "refocus", "settings": {}}, {"image": (img.tobytes(), img.shape)})
+    path = os.path.join(folder, "request.json")
+    req = json.load(open(path))
+    req.update(bad)
+    json.dump(req, open(path, "w"))
+    with pytest.raises(bridge.BridgeError, match=message.replace("(", r"\(")) as ei:
+        bridge.run_worker(folder, PY, timeout=120)
+    assert ei.value.kind == "RequestError"
+
+
+def test_no_pickle_is_ever_loaded(folder, rng, tmp_path):
+    """An array file holding a pickle that would run code is only ever read as raw floats."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    payload = pickle.dumps(Evil())
+    n = -(-len(payload) // 4)
+    with open(os.path.join(folder, "image.f32"), "wb") as f:
+        f.write(payload.ljust(4 * n, b"\0"))
+    req = {"protocol": bridge.PROTOCOL, "mode": "refocus", "settings": {},
+           "arrays": {"image": {"file": "image.f32", "shape": [1, n], "dtype": "float32"}}}
+    json.dump(req, open(os.path.join(folder, "request.json"), "w"))
+    try:                        # raw floats (here finite, so processed) or refused: never unpickled
+        bridge.run_worker(folder, PY, timeout=120)
+    except bridge.BridgeError:
+        pass
+    assert not marker.exists()
+
+
+def _fake_python(tmp_path, body: str) -> str:
+    p = tmp_path / "fake-python"
+    p.write_text("#!/bin/sh\n" + body + "\n")
+    p.chmod(0o755)
+    return str(p)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="uses a shell script as the interpreter")
+def test_timeout_kills_the_worker(folder, tmp_path, rng):
+    pidfile = tmp_path / "pid"
+    fake = _fake_python(tmp_path, f'echo $$ > "{pidfile}"\necho "PROGRESS depth 0.5"\nexec sleep 60')
+    img, _ = _scene(rng)
+    bridge.write_request(folder, {"mode": "refocus"}, {"image": (img.tobytes(), img.shape)})
+    t0 = time.monotonic()
+    seen = []
+    with pytest.raises(bridge.BridgeError, match="did not finish within 1.5 s.*REFOCUS_GIMP_TIMEOUT") as ei:
+        bridge.run_worker(folder, fake, timeout=1.5, progress=seen.append)
+    assert time.monotonic() - t0 < 10
+    assert ei.value.kind == "TimeoutError"
+    assert seen == [pytest.approx(0.225)]                        # half of the depth stage's share
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):                      # killed, and reaped
+        os.kill(pid, 0)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="uses a shell script as the interpreter")
+def test_crash_without_response_quotes_the_log(folder, tmp_path, rng):
+    fake = _fake_python(tmp_path, 'echo "ImportError: libonnxruntime.so: cannot open shared object" >&2\nexit 5')
+    img, _ = _scene(rng)
+    bridge.write_request(folder, {"mode": "refocus"}, {"image": (img.tobytes(), img.shape)})
+    with pytest.raises(bridge.BridgeError, match="(?s)status 5.*libonnxruntime") as ei:
+        bridge.run_worker(folder, fake, timeout=30)
+    assert ei.value.kind == "WorkerCrash"
+
+
+def test_missing_interpreter_says_how_to_fix(folder, tmp_path):
+    with pytest.raises(bridge.BridgeError, match="does not exist.*refocus gimp install"):
+        bridge.run_worker(folder, str(tmp_path / "gone" / "python"), timeout=5)
+    with pytest.raises(bridge.BridgeError, match="refocus gimp install"):
+        bridge.run_worker(folder, "", timeout=5)
+
+
+def test_inprocess_mode_gives_the_same_result(tmp_path, rng, monkeypatch):
+    img, depth = _scene(rng)
+    arrays = {"image": (img.tobytes(), img.shape), "depth": (depth.tobytes(), depth.shape)}
+    req = {"mode": "refocus", "settings": {"blur": "7", "focus": "disparity", "focus_disparity": "0.3"}}
+    out = {}
+    for mode in ("inprocess", "worker"):
+        monkeypatch.setenv("REFOCUS_GIMP_MODE", mode)
+        d = bridge.new_request_dir()
+        try:
+            bridge.write_request(d, req, arrays)
+            resp = bridge.run(d, {"python": PY})
+            out[mode] = _arr(d, resp, "result")
+        finally:
+            bridge.remove_request_dir(d)
+    np.testing.assert_array_equal(out["inprocess"], out["worker"])
+    monkeypatch.setenv("REFOCUS_GIMP_MODE", "inprocess")
+    d = bridge.new_request_dir()
+    try:
+        bridge.write_request(d, {"mode": "refocus", "settings": {"blades": 1}}, arrays)
+        with pytest.raises(bridge.BridgeError, match="blades"):
+            bridge.run(d, {"python": PY})
+    finally:
+        bridge.remove_request_dir(d)
+
+
+def test_mode_and_timeout_configuration(monkeypatch):
+    monkeypatch.delenv("REFOCUS_GIMP_MODE", raising=False)
+    monkeypatch.delenv("REFOCUS_GIMP_TIMEOUT", raising=False)
+    assert bridge.choose_mode({}) == "inprocess"                 # this interpreter has refocus
+    assert bridge.choose_mode({"mode": "worker"}) == "worker"
+    assert bridge.timeout_from({}) == bridge.DEFAULT_TIMEOUT
+    assert bridge.timeout_from({"timeout": 30}) == 30
+    monkeypatch.setenv("REFOCUS_GIMP_TIMEOUT", "12.5")
+    assert bridge.timeout_from({"timeout": 30}) == 12.5
+    monkeypatch.setenv("REFOCUS_GIMP_TIMEOUT", "soon")
+    with pytest.raises(bridge.BridgeError, match="REFOCUS_GIMP_TIMEOUT.*soon"):
+        bridge.timeout_from({})
+
+
+def test_write_request_checks_sizes(folder):
+    with pytest.raises(ValueError, match="40 bytes, expected 48"):
+        bridge.write_request(folder, {}, {"image": (b"\0" * 40, (2, 2, 3))})
+
+
+def test_worker_handle_refuses_missing_request(tmp_path):
+    with pytest.raises(worker.RequestError, match="no request.json"):
+        worker.handle(str(tmp_path))
