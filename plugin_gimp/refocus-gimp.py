@@ -193,6 +193,7 @@ def _call_worker(bridge, cfg, request, arrays, label):
         resp = bridge.run(folder, cfg, progress=Gimp.progress_update)
         out = {k: bridge.read_array(folder, spec) for k, spec in resp.get("arrays", {}).items()}
         Gimp.progress_update(1.0)
+        Gimp.progress_end()
         return resp, out
     except bridge.BridgeError as e:
         raise PluginError(str(e)) from None
@@ -270,12 +271,40 @@ def _error(procedure, message):
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
 
 
-def _dialog(procedure, config, title):
+SECTION_TITLES = {"focus": "Focus", "lens": "Lens", "depth": "Depth", "finish": "Finishing",
+                  "layers": "Layers to add"}
+
+
+def _sections(procedure, cfg):
+    """(title, [argument names]) in dialog order, from the declarations' groups."""
+    args = {a.get_name() for a in procedure.get_arguments()}
+    groups = {}
+    for p in cfg.get("params", []):
+        if p["name"] in args:
+            groups.setdefault(p["group"], []).append(p["name"])
+    for extra, group in (("depth-layer", "depth"), ("depth-layer-kind", "depth"),
+                         ("add-disparity", "layers"), ("add-blur-mask", "layers")):
+        if extra in args:
+            groups.setdefault(group, []).append(extra)
+    order = [g for g in GROUP_ORDER if g in groups] + [g for g in groups if g not in GROUP_ORDER]
+    return [(SECTION_TITLES.get(g, g.title()), groups[g]) for g in order]
+
+
+def _dialog(procedure, config, title, cfg):
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi
     GimpUi.init(PLUGIN)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
-    dialog.fill(None)
+    try:                                  # one frame per group of parameters
+        frames = ["preset"] if any(a.get_name() == "preset" for a in procedure.get_arguments()) else []
+        for i, (heading, names) in enumerate(_sections(procedure, cfg)):
+            dialog.fill_box(f"refocus-box-{i}", names)
+            dialog.get_label(f"refocus-label-{i}", heading, False, False)
+            dialog.fill_frame(f"refocus-frame-{i}", f"refocus-label-{i}", False, f"refocus-box-{i}")
+            frames.append(f"refocus-frame-{i}")
+        dialog.fill(frames)
+    except Exception:                     # an older GimpUi: the plain generated dialog
+        dialog.fill(None)
     ok = dialog.run()
     dialog.destroy()
     return ok
@@ -339,7 +368,7 @@ class Refocus(Gimp.PlugIn):
         if cfg is None:
             return _error(procedure, f"{CONFIG_PATH} is missing or unreadable; run `refocus gimp install` "
                                      "from the Python environment where refocus is installed")
-        if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config, title):
+        if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config, title, cfg):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         try:
             work(image, drawables, config, cfg)

@@ -182,7 +182,15 @@ def depth_from_layer():
     dump(g.get_children()[1], 'ramp_disp', "Y' float")
     return r
 
-for tag, fn in [('plain', plain), ('selected', selected), ('offset', offset_grey_16),
+def registration():
+    out = {}
+    for name in ('plug-in-refocus', 'plug-in-refocus-depth-map'):
+        p = Gimp.get_pdb().lookup_procedure(name)
+        out[name] = {'args': [a.get_name() for a in p.get_arguments()], 'menu': list(p.get_menu_paths()),
+                     'label': p.get_menu_label(), 'types': p.get_image_types()}
+    return out
+
+for tag, fn in [('registration', registration), ('plain', plain), ('selected', selected), ('offset', offset_grey_16),
                 ('bad', bad_argument), ('ramp', depth_from_layer)]:
     case(tag, fn)
 open(S + '/result.json', 'w').write(json.dumps(OUT))
@@ -382,6 +390,19 @@ def test_script_fu_calls_the_procedure(gimp_run):
     with zipfile.ZipFile(io.BytesIO(sf["ora"])) as z:
         stack = z.read("stack.xml").decode()
     assert 'name="Refocus"' in stack and 'name="Refocused"' in stack and 'name="Background"' in stack, stack
+
+
+def test_menu_entries_and_arguments_come_from_the_declarations(gimp_run):
+    reg = gimp_run["res"]["registration"]
+    main_, depth = reg["plug-in-refocus"], reg["plug-in-refocus-depth-map"]
+    assert main_["menu"] == ["<Image>/Filters/Blur"] and depth["menu"] == ["<Image>/Filters/Blur"]
+    assert main_["label"] == "Refocus (Depth of Field)..." and depth["label"] == "Depth Map (refocus)..."
+    assert main_["types"] == "RGB*, GRAY*"
+    names = {p["name"] for p in params.gimp_arguments()}
+    args = main_["args"]
+    assert args[:4] == ["run-mode", "image", "drawables", "preset"]
+    assert set(args[4:]) == names | {"depth-layer", "depth-layer-kind", "add-disparity", "add-blur-mask"}
+    assert depth["args"] == ["run-mode", "image", "drawables", "depth"]
 
 
 def test_installed_declarations_match_params(gimp_run):
