@@ -171,9 +171,24 @@ def _source_file(image, drawable):
     _, ox, oy = drawable.get_offsets()
     if ox or oy or drawable.get_width() != image.get_width() or drawable.get_height() != image.get_height():
         return None
-    f = image.get_file()
-    path = f.get_path() if f is not None else None
-    return path if path and os.path.isfile(path) else None
+    for getter in ("get_imported_file", "get_file"):          # a JPEG opened in GIMP is "imported"
+        f = getattr(image, getter)() if hasattr(image, getter) else None
+        path = f.get_path() if f is not None else None
+        if path and os.path.isfile(path) and not path.lower().endswith((".xcf", ".xcf.gz", ".xcf.bz2")):
+            return path
+    return None
+
+
+def _metadata(image, drawable):
+    """GIMP's metadata of the image (EXIF lens data) when the layer is the whole picture."""
+    _, ox, oy = drawable.get_offsets()
+    if ox or oy or drawable.get_width() != image.get_width() or drawable.get_height() != image.get_height():
+        return None
+    try:
+        md = image.get_metadata()
+        return md.serialize() if md is not None else None
+    except Exception:                                   # metadata is optional
+        return None
 
 
 def _one_layer(drawables):
@@ -223,7 +238,8 @@ def do_refocus(image, drawables, config, cfg):
     request = {"mode": "refocus", "settings": settings_from(config, params, preset), "preset": preset,
                "outputs": outputs, "device": os.environ.get("REFOCUS_DEVICE", "auto"),
                "depth_kind": config.get_property("depth-layer-kind"),
-               "source_file": _source_file(image, d) if depth_layer is None else None}
+               "source_file": _source_file(image, d) if depth_layer is None else None,
+               "metadata": _metadata(image, d)}
     resp, out = _call_worker(bridge, cfg, request, arrays, "Refocus: depth of field")
     image.undo_group_start()
     try:

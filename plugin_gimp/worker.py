@@ -91,6 +91,59 @@ def _photo_for(req: dict, shape):
     return photo
 
 
+# EXIF tags (exiv2 names, as GIMP's metadata serializes them) that refocus reads for a
+# virtual aperture, with their TIFF tag number and kind: r = rational
+_IFD0_TAGS = {"Exif.Image.Make": (0x010F, str), "Exif.Image.Model": (0x0110, str),
+              "Exif.Image.Orientation": (0x0112, int)}
+_EXIF_TAGS = {"Exif.Photo.FNumber": (0x829D, "r"), "Exif.Photo.FocalLength": (0x920A, "r"),
+              "Exif.Photo.FocalLengthIn35mmFilm": (0xA405, int),
+              "Exif.Photo.FocalPlaneXResolution": (0xA20E, "r"),
+              "Exif.Photo.FocalPlaneYResolution": (0xA20F, "r"),
+              "Exif.Photo.FocalPlaneResolutionUnit": (0xA210, int),
+              "Exif.Photo.PixelXDimension": (0xA002, int), "Exif.Photo.PixelYDimension": (0xA003, int),
+              "Exif.Photo.LensModel": (0xA434, str), "Exif.Photo.LensMake": (0xA433, str),
+              "Exif.Photo.SubjectDistance": (0x9206, "r"), "Exif.Photo.ExposureTime": (0x829A, "r"),
+              "Exif.Photo.ISOSpeedRatings": (0x8827, int), "Exif.Photo.DateTimeOriginal": (0x9003, str)}
+
+
+def camera_from_gimp_metadata(text: str, size):
+    """:class:`refocus.io.CameraInfo` from GIMP's serialized metadata (``GimpMetadata.serialize``).
+
+    The lens fields are rebuilt as an EXIF block and read by :func:`refocus.io.metadata.parse_exif`,
+    the same reader as for files.  The text is matched, not parsed as XML: GIMP writes
+    characters (IPTC escapes) that XML 1.0 forbids.  None when nothing useful is there.
+    """
+    import html
+    import re
+    from fractions import Fraction
+
+    from PIL import Image
+    from PIL.TiffImagePlugin import IFDRational
+
+    from ..io.metadata import parse_exif
+    tags = {m.group(1): html.unescape(m.group(2)).strip()
+            for m in re.finditer(r'<tag name="(Exif\.[A-Za-z0-9.]+)"[^>]*>([^<]*)</tag>', text or "")}
+    if "Exif.Photo.FocalLength" not in tags:
+        return None
+    ex = Image.Exif()
+    sub = ex.get_ifd(0x8769)
+    for table, target in ((_IFD0_TAGS, ex), (_EXIF_TAGS, sub)):
+        for name, (tag, kind) in table.items():
+            v = tags.get(name)
+            if not v:
+                continue
+            try:
+                if kind == "r":
+                    f = Fraction(v.split()[0])
+                    target[tag] = IFDRational(f.numerator, f.denominator)
+                else:
+                    target[tag] = kind(v.split()[0]) if kind is int else v
+            except (ValueError, ZeroDivisionError):
+                continue
+    cam = parse_exif(ex.tobytes(), image_size=(size[1], size[0]))
+    return cam if cam.focal_length_mm else None
+
+
 def handle(folder: str, *, progress=None) -> dict:
     """Process one request folder; writes the arrays and ``response.json``; returns the response.
 
@@ -149,6 +202,9 @@ def handle(folder: str, *, progress=None) -> dict:
     settings = _settings(req)
     device = str(req.get("device") or "auto")
     photo = _photo_for(req, (H, W)) if "depth" not in aux else None
+    camera = getattr(photo, "camera", None)
+    if camera is None and req.get("metadata"):
+        camera = camera_from_gimp_metadata(str(req["metadata"]), (H, W))
     resp = {"ok": True, "protocol": PROTOCOL, "mode": mode, "arrays": {}}
     if mode == "depth":
         from ..depth import estimate_depth
@@ -164,7 +220,7 @@ def handle(folder: str, *, progress=None) -> dict:
     else:
         from ..pipeline import refocus_image
         res = refocus_image(colour, settings, disparity=aux.get("depth"), subject_mask=aux.get("mask"),
-                            photo=photo, camera=getattr(photo, "camera", None), device=device,
+                            photo=photo, camera=camera, device=device,
                             progress=progress)
         if "depth" in aux:
             res.depth_source = "layer"

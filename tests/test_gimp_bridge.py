@@ -262,3 +262,36 @@ def test_write_request_checks_sizes(folder):
 def test_worker_handle_refuses_missing_request(tmp_path):
     with pytest.raises(worker.RequestError, match="no request.json"):
         worker.handle(str(tmp_path))
+
+
+# GIMP's GimpMetadata.serialize() format (abridged from GIMP 3.0.4 on a Nikon D70 photo), with
+# an IPTC escape that XML 1.0 forbids: the reader must not need a strict XML parser
+GIMP_METADATA = """<?xml version='1.0' encoding='UTF-8'?>
+<metadata>
+  <tag name="Exif.Image.Make">NIKON CORPORATION</tag>
+  <tag name="Exif.Image.Model">NIKON D70</tag>
+  <tag name="Exif.Photo.FNumber">9/1</tag>
+  <tag name="Exif.Photo.FocalLength">100/1</tag>
+  <tag name="Exif.Photo.FocalLengthIn35mmFilm">150</tag>
+  <tag name="Exif.Photo.LensModel">AF-S &amp; VR 100mm</tag>
+  <tag name="Iptc.Envelope.CharacterSet">&#x1b;%G</tag>
+</metadata>
+"""
+
+
+def test_camera_from_gimp_metadata():
+    cam = worker.camera_from_gimp_metadata(GIMP_METADATA, (400, 600))
+    assert cam.focal_length_mm == pytest.approx(100) and cam.crop_factor == pytest.approx(1.5)
+    assert cam.f_number == pytest.approx(9) and cam.model == "NIKON D70" and cam.lens == "AF-S & VR 100mm"
+    # sensor: full-frame diagonal / 1.5 with the image's 3:2 aspect
+    assert cam.sensor_width_mm == pytest.approx(36 / 1.5, rel=1e-3)
+    assert worker.camera_from_gimp_metadata("<metadata></metadata>", (10, 10)) is None
+    assert worker.camera_from_gimp_metadata(GIMP_METADATA.replace("100/1", "x/0"), (10, 10)) is None
+
+
+def test_virtual_aperture_from_gimp_metadata(folder, rng):
+    img = rng.random((40, 60, 3)).astype(np.float32)
+    req = {"mode": "refocus", "settings": {"aperture": "f/2", "depth": "fallback"}, "metadata": GIMP_METADATA}
+    bridge.write_request(folder, req, {"image": (img.tobytes(), img.shape)})
+    resp = bridge.run_worker(folder, PY, timeout=120)
+    assert any("f/2 at 100 mm" in n for n in resp["notes"]), resp["notes"]

@@ -29,6 +29,7 @@ CHROOT = Path(os.environ.get("REFOCUS_GIMP3_CHROOT", "/tmp/gimp3-trixie"))
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 PORTRAIT = DATA / "portraits" / "obama_official_portrait.jpg"
+EXIF_JPEG = DATA / "exif" / "Nikon_D300_lens_data.jpeg"          # 200x133, 105 mm, crop 1.5
 
 pytestmark = pytest.mark.gimp
 
@@ -54,8 +55,9 @@ def _skip_reason():
     for p in _host_paths():
         if p.parts[1:2] in (("usr",), ("lib",), ("bin",), ("etc",)):
             return f"the refocus interpreter lives under {p}, which cannot be mounted over the chroot's"
-    if not PORTRAIT.exists():
-        return f"sample photo {PORTRAIT} not found (shared/data)"
+    for f in (PORTRAIT, EXIF_JPEG):
+        if not f.exists():
+            return f"sample photo {f} not found (shared/data)"
     return None
 
 
@@ -182,6 +184,13 @@ def depth_from_layer():
     dump(g.get_children()[1], 'ramp_disp', "Y' float")
     return r
 
+def virtual_aperture():
+    img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(S + '/exif.jpg'))
+    r = call('plug-in-refocus', img, img.get_layers()[0], aperture='f/2', depth='fallback',
+             **{'add-disparity': False})
+    r['tree'] = tree(img.get_layers())
+    return r
+
 def registration():
     out = {}
     for name in ('plug-in-refocus', 'plug-in-refocus-depth-map'):
@@ -191,7 +200,8 @@ def registration():
     return out
 
 for tag, fn in [('registration', registration), ('plain', plain), ('selected', selected), ('offset', offset_grey_16),
-                ('bad', bad_argument), ('ramp', depth_from_layer)]:
+                ('bad', bad_argument), ('ramp', depth_from_layer),
+                ('aperture', virtual_aperture)]:
     case(tag, fn)
 open(S + '/result.json', 'w').write(json.dumps(OUT))
 print('REFOCUS-DONE')
@@ -228,7 +238,7 @@ def _run_in_chroot(inside: str, gimp_args: list, timeout: float = 300):
                 pass
 
 
-SYSTEM_PLUGINS = ("python-eval", "script-fu", "file-png", "file-openraster")
+SYSTEM_PLUGINS = ("python-eval", "script-fu", "file-png", "file-jpeg", "file-openraster")
 
 
 def _fast_profile(folder: Path, inside: str) -> None:
@@ -268,6 +278,7 @@ def gimp_run(tmp_path_factory):
         with Image.open(PORTRAIT) as im:
             small = im.convert("RGB").resize((240, 300), Image.LANCZOS)
         small.save(folder / "in.png")
+        shutil.copyfile(EXIF_JPEG, folder / "exif.jpg")
         (folder / "batch.py").write_text(f"S = {inside!r}\nSEL = {SEL!r}\nOFF = {OFF!r}\n" + BATCH)
         proc = _run_in_chroot(inside, ["--batch-interpreter", "python-fu-eval", "-b",
                                        f"exec(open('{inside}/batch.py').read())"])
@@ -285,7 +296,8 @@ def gimp_run(tmp_path_factory):
         sf_out = {"rc": proc2.returncode, "log": proc2.stdout[-2000:] + proc2.stderr[-2000:],
                   "ora": (folder / "scriptfu.ora").read_bytes() if (folder / "scriptfu.ora").exists() else None}
         installed = json.loads((folder / "gimpdir" / "plug-ins" / "refocus-gimp" / "refocus-gimp.json").read_text())
-        yield {"res": res, "arrays": arrays, "log": log, "scriptfu": sf_out, "installed": installed}
+        yield {"res": res, "arrays": arrays, "log": log, "scriptfu": sf_out, "installed": installed,
+               "stderr": proc.stderr}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -379,6 +391,15 @@ def test_a_layer_as_depth_map(gimp_run):
     ratio_near = d_r[:, near].mean() / d_o[:, near].mean()
     ratio_far = d_r[:, far].mean() / d_o[:, far].mean()
     assert ratio_far < 0.3 and ratio_near > 0.7, (ratio_far, ratio_near)
+
+
+def test_virtual_aperture_uses_the_lens_data_gimp_read(gimp_run):
+    r = gimp_run["res"]["aperture"]
+    assert r.get("status") == "success", (r, gimp_run["log"])
+    assert [t["name"] for t in r["tree"]] == ["Refocus", "Background"]
+    # GIMP's metadata (not the file: a batch-loaded image has none) carried the EXIF lens data
+    notes = [ln for ln in gimp_run["stderr"].splitlines() if ln.startswith("refocus: blur:")]
+    assert any("f/2 at 105 mm" in ln for ln in notes), notes
 
 
 def test_script_fu_calls_the_procedure(gimp_run):
