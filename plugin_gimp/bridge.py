@@ -105,6 +105,30 @@ def read_array(folder: str, spec: dict) -> bytes:
     return data
 
 
+def is_optional(param: dict) -> bool:
+    """Parameters with no default (or free text) travel as text; "" means automatic."""
+    return param["kind"] in ("str", "point", "fnumber") or param["default"] is None
+
+
+def settings_from(values: dict, params: list, preset) -> dict:
+    """Parameter values to send, from the procedure's arguments (``values`` by argument name).
+
+    Empty text = not set.  With a preset, values left at their declared default are not sent,
+    so the preset's apply and changed values override it (the command line's rule).
+    """
+    out = {}
+    for p in params:
+        if p["name"] not in values:
+            continue
+        v = values[p["name"]]
+        if v is None or isinstance(v, str) and not v.strip():
+            continue
+        if preset and not is_optional(p) and v == p["default"]:
+            continue
+        out[p["key"]] = v
+    return out
+
+
 def overall_fraction(stage: str, fraction: float) -> float:
     lo, hi = STAGE_SPAN.get(stage, (0.0, 1.0))
     return lo + (hi - lo) * min(1.0, max(0.0, fraction))

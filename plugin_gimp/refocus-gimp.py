@@ -62,7 +62,7 @@ def _choice(values, labels=None):
 
 
 def _is_optional(p):
-    return p["kind"] in ("str", "point", "fnumber") or p["default"] is None
+    return p["kind"] in ("str", "point", "fnumber") or p["default"] is None     # as bridge.is_optional
 
 
 def add_param(proc, p):
@@ -95,20 +95,6 @@ def _preset_names(cfg):
 
 def _ordered(params):
     return sorted(params, key=lambda p: GROUP_ORDER.index(p["group"]) if p["group"] in GROUP_ORDER else 9)
-
-
-def settings_from(config, params, preset):
-    """Parameter values for refocus: "" = not set; with a preset, values left at their
-    default are not sent, so the preset's apply (the same rule as the command line)."""
-    out = {}
-    for p in params:
-        v = config.get_property(p["name"])
-        if isinstance(v, str) and not v.strip():
-            continue
-        if preset and not _is_optional(p) and v == p["default"]:
-            continue
-        out[p["key"]] = v
-    return out
 
 
 # ------------------------------------------------------------------------ pixels in and out
@@ -235,7 +221,8 @@ def do_refocus(image, drawables, config, cfg):
         outputs.append("disparity")
     if config.get_property("add-blur-mask"):
         outputs.append("blur_mask")
-    request = {"mode": "refocus", "settings": settings_from(config, params, preset), "preset": preset,
+    values = {p["name"]: config.get_property(p["name"]) for p in params}
+    request = {"mode": "refocus", "settings": bridge.settings_from(values, params, preset), "preset": preset,
                "outputs": outputs, "device": os.environ.get("REFOCUS_DEVICE", "auto"),
                "depth_kind": config.get_property("depth-layer-kind"),
                "source_file": _source_file(image, d) if depth_layer is None else None,

@@ -295,3 +295,19 @@ def test_virtual_aperture_from_gimp_metadata(folder, rng):
     bridge.write_request(folder, req, {"image": (img.tobytes(), img.shape)})
     resp = bridge.run_worker(folder, PY, timeout=120)
     assert any("f/2 at 100 mm" in n for n in resp["notes"]), resp["notes"]
+
+
+def test_settings_from_dialog_values():
+    decl = params.gimp_arguments()
+    values = {p["name"]: ("" if bridge.is_optional(p) else p["default"]) for p in decl}
+    # no preset: every value is sent except empty text (automatic)
+    sent = bridge.settings_from(values, decl, None)
+    assert sent == {p["key"]: p["default"] for p in decl if not bridge.is_optional(p)}
+    params.resolve(sent)                                         # and the core accepts them
+    # a preset: values at their default are left to the preset, changed ones override it
+    values.update({"blades": 9, "blur": "20", "saturation": 1.0})
+    sent = bridge.settings_from(values, decl, "miniature")
+    assert sent == {"blades": 9, "blur": "20"}
+    from refocus import presets
+    s = presets.get("miniature").resolve(sent)
+    assert s.blades == 9 and s.blur == 20 and s.saturation == presets.get("miniature").resolve({}).saturation

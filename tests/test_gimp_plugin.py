@@ -289,11 +289,12 @@ def gimp_run(tmp_path_factory):
         # Script-Fu, the same procedure with named arguments, exporting the image it changed
         sf = (f'(let* ((img (car (gimp-file-load RUN-NONINTERACTIVE "{inside}/in.png"))) '
               f'(ds (car (gimp-image-get-selected-drawables img)))) '
-              f'(plug-in-refocus #:run-mode RUN-NONINTERACTIVE #:image img #:drawables ds #:blur "12" '
-              f'#:shape "polygon" #:blades 5) '
+              f'(plug-in-refocus #:run-mode RUN-NONINTERACTIVE #:image img #:drawables ds #:preset "miniature" '
+              f'#:blur "12" #:shape "polygon" #:blades 5) '
               f'(gimp-file-save RUN-NONINTERACTIVE img "{inside}/scriptfu.ora"))')
         proc2 = _run_in_chroot(inside, ["--batch-interpreter", "plug-in-script-fu-eval", "-b", sf])
         sf_out = {"rc": proc2.returncode, "log": proc2.stdout[-2000:] + proc2.stderr[-2000:],
+                  "notes": [ln for ln in proc2.stderr.splitlines() if ln.startswith("refocus: ")],
                   "ora": (folder / "scriptfu.ora").read_bytes() if (folder / "scriptfu.ora").exists() else None}
         installed = json.loads((folder / "gimpdir" / "plug-ins" / "refocus-gimp" / "refocus-gimp.json").read_text())
         yield {"res": res, "arrays": arrays, "log": log, "scriptfu": sf_out, "installed": installed,
@@ -411,6 +412,12 @@ def test_script_fu_calls_the_procedure(gimp_run):
     with zipfile.ZipFile(io.BytesIO(sf["ora"])) as z:
         stack = z.read("stack.xml").decode()
     assert 'name="Refocus"' in stack and 'name="Refocused"' in stack and 'name="Background"' in stack, stack
+    # the preset's finishing applied; the explicit blur overrode its strength
+    from refocus import presets
+    sat = presets.get("miniature").resolve({}).saturation
+    assert sat != 1.0
+    assert any("saturation" in n and f"{sat:g}" in n for n in sf["notes"]), sf["notes"]
+    assert any(n.startswith("refocus: blur: K = 12 px") for n in sf["notes"]), sf["notes"]
 
 
 def test_menu_entries_and_arguments_come_from_the_declarations(gimp_run):
