@@ -76,11 +76,25 @@ def _settings(req: dict):
     return params.resolve(values)
 
 
+EMBEDDED_DEPTH_TYPES = (".jpg", ".jpeg", ".heic", ".heif")      # where cameras store depth
+
+
 def _photo_for(req: dict, shape):
-    """The photo file the image came from, when it is the same picture (EXIF, embedded depth)."""
+    """The photo file the image came from, when it is the same picture (embedded depth, EXIF).
+
+    Only JPEG/HEIC files are read (the formats that carry depth; a raw file would be
+    developed again for nothing), and only when their size matches the layer's.
+    """
     src = req.get("source_file")
-    if not src or not os.path.isfile(src):
+    if not src or not os.path.isfile(src) or not src.lower().endswith(EMBEDDED_DEPTH_TYPES):
         return None
+    try:
+        from PIL import Image
+        with Image.open(src) as im:                      # header only
+            if sorted(im.size) != sorted((shape[1], shape[0])):
+                return None
+    except Exception:
+        pass                                             # e.g. HEIC without pillow-heif: let read_photo try
     try:
         from ..io import read_photo
         photo = read_photo(src)

@@ -6,6 +6,7 @@ import os
 import stat
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -311,3 +312,33 @@ def test_settings_from_dialog_values():
     from refocus import presets
     s = presets.get("miniature").resolve(sent)
     assert s.blades == 9 and s.blur == 20 and s.saturation == presets.get("miniature").resolve({}).saturation
+
+
+EMBEDDED = Path(__file__).resolve().parents[2] / "shared" / "data" / "embedded_depth"
+
+
+def test_source_file_gives_the_embedded_depth(folder):
+    """A layer that is the whole photo file uses the depth stored in that file."""
+    from refocus.depth.embedded import read_embedded_depth
+    from refocus.io import read_photo
+    files = sorted(EMBEDDED.glob("*.jpg")) if EMBEDDED.is_dir() else []
+    src = next((f for f in files if read_embedded_depth(f) is not None), None)
+    if src is None:
+        pytest.skip(f"no JPEG with embedded depth in {EMBEDDED}")
+    photo = read_photo(src)
+    emb = read_embedded_depth(src)
+    img = photo.linear[:, :, :3].astype(np.float32)
+    req = {"mode": "depth", "settings": {"depth": "embedded"}, "source_file": str(src)}
+    bridge.write_request(folder, req, {"image": (img.tobytes(), img.shape)})
+    resp = bridge.run_worker(folder, PY, timeout=120)
+    assert resp["depth_source"].startswith("embedded")
+    np.testing.assert_allclose(_arr(folder, resp, "disparity")[..., 0], emb.disparity, atol=1e-6)
+    # the same request without the file cannot find embedded depth: a clear error
+    d2 = bridge.new_request_dir()
+    try:
+        req["source_file"] = None
+        bridge.write_request(d2, req, {"image": (img.tobytes(), img.shape)})
+        with pytest.raises(bridge.BridgeError, match="(?i)embedded"):
+            bridge.run_worker(d2, PY, timeout=120)
+    finally:
+        bridge.remove_request_dir(d2)
