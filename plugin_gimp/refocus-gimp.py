@@ -88,13 +88,23 @@ def add_param(proc, p):
         proc.add_string_argument(name, label, blurb, "" if default is None else str(default), RW)
 
 
+def _safe_add(proc, p):
+    """add_param, but a declaration this script does not understand (a newer refocus) is
+    skipped with a warning instead of breaking GIMP's scan of the plug-in."""
+    try:
+        add_param(proc, p)
+    except Exception as e:
+        print(f"refocus-gimp: skipped argument {p.get('name')!r}: {e}; run `refocus gimp install` again",
+              file=sys.stderr)
+
+
 def _preset_names(cfg):
     import re
     return [n for n in cfg.get("presets", []) if re.fullmatch(r"[a-z0-9][a-z0-9_-]*", n)]
 
 
 def _ordered(params):
-    return sorted(params, key=lambda p: GROUP_ORDER.index(p["group"]) if p["group"] in GROUP_ORDER else 9)
+    return sorted(params, key=lambda p: GROUP_ORDER.index(p.get("group")) if p.get("group") in GROUP_ORDER else 9)
 
 
 # ------------------------------------------------------------------------ pixels in and out
@@ -221,7 +231,8 @@ def do_refocus(image, drawables, config, cfg):
         outputs.append("disparity")
     if config.get_property("add-blur-mask"):
         outputs.append("blur_mask")
-    values = {p["name"]: config.get_property(p["name"]) for p in params}
+    known = {ps.name for ps in config.list_properties()}          # arguments GIMP registered
+    values = {p["name"]: config.get_property(p["name"]) for p in params if p["name"] in known}
     request = {"mode": "refocus", "settings": bridge.settings_from(values, params, preset), "preset": preset,
                "outputs": outputs, "device": os.environ.get("REFOCUS_DEVICE", "auto"),
                "depth_kind": config.get_property("depth-layer-kind"),
@@ -336,7 +347,7 @@ class Refocus(Gimp.PlugIn):
                                      "A look (portrait, landscape, ...); settings left at their "
                                      "default take the preset's values.", _choice(choices), "none", RW)
             for p in _ordered(cfg.get("params", [])):
-                add_param(proc, p)
+                _safe_add(proc, p)
             proc.add_drawable_argument("depth-layer", "Depth from layer",
                                        "Use this layer as the depth map instead of estimating one "
                                        "(grey, white = near unless the kind says depth).", True, RW)
@@ -355,9 +366,9 @@ class Refocus(Gimp.PlugIn):
                 "Adds the disparity map refocus would use (white = near) as a layer above the "
                 "current one. A selection marks the subject.", name)
             for p in cfg.get("params", []):
-                if p["key"] == "depth":
-                    add_param(proc, p)
-            if not any(p["key"] == "depth" for p in cfg.get("params", [])):
+                if p.get("key") == "depth":
+                    _safe_add(proc, p)
+            if "depth" not in {a.get_name() for a in proc.get_arguments()}:
                 proc.add_choice_argument("depth", "Depth source", "Where the depth comes from.",
                                          _choice(["auto", "embedded", "model", "fallback"]), "auto", RW)
         proc.set_image_types("RGB*, GRAY*")
