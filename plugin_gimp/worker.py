@@ -56,6 +56,34 @@ def _load_array(folder: str, name: str, spec) -> np.ndarray:
     return a
 
 
+def fill_under_transparency(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Colour of fully transparent pixels replaced by that of the nearest visible ones.
+
+    GIMP keeps (or zeroes) the colour under alpha 0; blurred as it is, it would bleed into
+    the visible pixels next to it (dark fringes along a cut-out).  Normalised convolution at
+    doubling Gaussian widths fills each hole from the nearest opaque colours.
+    """
+    import cv2
+    hole = alpha <= 0
+    if not hole.any() or hole.all():
+        return colour
+    w = (~hole).astype(np.float32)
+    c = colour if colour.ndim == 3 else colour[..., None]
+    out = c.copy()
+    todo = hole.copy()
+    sigma = 1.0
+    while todo.any() and sigma < 4 * max(alpha.shape):
+        den = cv2.GaussianBlur(w, (0, 0), sigma)
+        num = cv2.GaussianBlur(c * w[..., None], (0, 0), sigma)
+        if num.ndim == 2:
+            num = num[..., None]
+        ok = todo & (den > 1e-4)
+        out[ok] = num[ok] / den[ok][:, None]
+        todo &= ~ok
+        sigma *= 2
+    return out if colour.ndim == 3 else out[..., 0]
+
+
 def _save_array(folder: str, name: str, a: np.ndarray) -> dict:
     a = np.ascontiguousarray(a, dtype="<f4")
     fname = f"out_{name}.f32"
@@ -194,6 +222,8 @@ def handle(folder: str, *, progress=None) -> dict:
         raise RequestError(f"image: {C} channels; expected 1 (Y), 2 (YA), 3 (RGB) or 4 (RGBA)")
     alpha = image[..., -1].copy() if C in (2, 4) else None
     colour = image[..., :3] if C >= 3 else image[..., 0]
+    if alpha is not None:
+        colour = fill_under_transparency(colour, alpha)
     aux = {}
     for name in ("mask", "depth"):
         if name in specs:

@@ -342,3 +342,26 @@ def test_source_file_gives_the_embedded_depth(folder):
             bridge.run_worker(d2, PY, timeout=120)
     finally:
         bridge.remove_request_dir(d2)
+
+
+def test_transparent_pixels_do_not_bleed_into_the_layer(folder):
+    """A cut-out: the left half is transparent (black under it), the right half opaque grey.
+    Blurred, the visible edge must stay grey, not darken with the hidden black."""
+    img = np.zeros((30, 60, 4), np.float32)
+    img[:, 30:, :3] = 0.5
+    img[:, 30:, 3] = 1.0
+    depth = np.zeros((30, 60), np.float32)                     # everything far: all blurred
+    req = {"mode": "refocus", "settings": {"blur": "12", "focus": "disparity", "focus_disparity": "1",
+                                           "highlight_gain": 1.0}}
+    bridge.write_request(folder, req, {"image": (img.tobytes(), img.shape), "depth": (depth.tobytes(), depth.shape)})
+    out = _arr(folder, bridge.run_worker(folder, PY, timeout=120), "result")
+    assert np.array_equal(out[..., 3], img[..., 3])
+    np.testing.assert_allclose(out[:, 30:, :3], 0.5, atol=2e-3)
+    # the fill itself: holes take the nearest visible colour, visible pixels are unchanged
+    rgb = np.zeros((10, 20, 3), np.float32)
+    rgb[:, 10:] = (0.2, 0.4, 0.6)
+    a = np.zeros((10, 20), np.float32)
+    a[:, 10:] = 1
+    filled = worker.fill_under_transparency(rgb, a)
+    np.testing.assert_allclose(filled, np.broadcast_to(np.float32([0.2, 0.4, 0.6]), rgb.shape), atol=1e-5)
+    assert worker.fill_under_transparency(rgb, np.ones((10, 20), np.float32)) is rgb
