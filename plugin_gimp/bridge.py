@@ -52,9 +52,23 @@ class BridgeError(Exception):
         self.kind = kind
 
 
+def in_flatpak() -> bool:
+    """True inside a Flatpak sandbox (Flatpak GIMP): the worker then runs on the host."""
+    return os.path.exists("/.flatpak-info")
+
+
 def new_request_dir() -> str:
-    """A private temporary folder for one request (mode 0700, like every mkdtemp)."""
-    d = tempfile.mkdtemp(prefix="refocus-gimp-")
+    """A private temporary folder for one request (mode 0700, like every mkdtemp).
+
+    In a Flatpak sandbox /tmp is private to the sandbox, so the folder goes into the app's
+    cache folder, which the host sees at the same path.
+    """
+    base = None
+    if in_flatpak():
+        cache = os.environ.get("XDG_CACHE_HOME")
+        if cache and os.path.isdir(cache):
+            base = cache
+    d = tempfile.mkdtemp(prefix="refocus-gimp-", dir=base)
     os.chmod(d, 0o700)
     return d
 
@@ -145,8 +159,14 @@ def parse_progress(line: str):
     return None
 
 
-def worker_command(python: str, folder: str) -> list:
-    return [python, "-m", WORKER_MODULE, folder]
+def worker_command(python: str, folder: str, *, flatpak: bool = False) -> list:
+    """The worker's command line; from a Flatpak sandbox through ``flatpak-spawn --host``
+    (GIMP needs ``flatpak override --user --talk-name=org.freedesktop.Flatpak org.gimp.GIMP``),
+    with ``--watch-bus`` so the host process ends with the plug-in."""
+    cmd = [python, "-m", WORKER_MODULE, folder]
+    if flatpak:
+        cmd = ["flatpak-spawn", "--host", "--watch-bus"] + cmd
+    return cmd
 
 
 def run_worker(folder: str, python: str, *, timeout: float = DEFAULT_TIMEOUT, progress=None,
@@ -161,7 +181,8 @@ def run_worker(folder: str, python: str, *, timeout: float = DEFAULT_TIMEOUT, pr
     if not python:
         raise BridgeError("no Python interpreter with refocus recorded; run `refocus gimp install` "
                           "from the environment where refocus is installed")
-    if not os.path.exists(python):
+    flatpak = in_flatpak()
+    if not flatpak and not os.path.exists(python):              # a host path is not visible in a sandbox
         raise BridgeError(f"the Python recorded for refocus ({python}) does not exist; run "
                           "`refocus gimp install` again from the environment where refocus is installed")
     log_path = os.path.join(folder, "worker.log")
@@ -177,8 +198,8 @@ def run_worker(folder: str, python: str, *, timeout: float = DEFAULT_TIMEOUT, pr
         run_env.pop(k, None)
     with open(log_path, "wb") as log:
         try:
-            proc = subprocess.Popen(worker_command(python, folder), stdout=subprocess.PIPE, stderr=log,
-                                    stdin=subprocess.DEVNULL, env=run_env, **kw)
+            proc = subprocess.Popen(worker_command(python, folder, flatpak=flatpak), stdout=subprocess.PIPE,
+                                    stderr=log, stdin=subprocess.DEVNULL, env=run_env, **kw)
         except OSError as e:
             raise BridgeError(f"could not start the refocus worker with {python}: {e}") from None
         lines: queue.Queue = queue.Queue()
@@ -218,17 +239,22 @@ def run_worker(folder: str, python: str, *, timeout: float = DEFAULT_TIMEOUT, pr
 
 
 def _kill(proc) -> None:
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:                                                        # pragma: no cover
-            proc.kill()
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-    try:
+    """Stop the worker's process group: SIGTERM (which flatpak-spawn forwards to the host),
+    then SIGKILL after a grace period."""
+    if os.name != "posix":                                           # pragma: no cover
+        proc.kill()
         proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:                               # pragma: no cover
-        pass
+        return
+    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _log_tail(folder: str, n: int = 8) -> str:

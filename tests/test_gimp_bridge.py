@@ -365,3 +365,19 @@ def test_transparent_pixels_do_not_bleed_into_the_layer(folder):
     filled = worker.fill_under_transparency(rgb, a)
     np.testing.assert_allclose(filled, np.broadcast_to(np.float32([0.2, 0.4, 0.6]), rgb.shape), atol=1e-5)
     assert worker.fill_under_transparency(rgb, np.ones((10, 20), np.float32)) is rgb
+
+
+def test_flatpak_runs_the_worker_on_the_host(monkeypatch, tmp_path):
+    """Inside a Flatpak sandbox: request folder in the app cache (visible to the host), worker
+    started with flatpak-spawn --host, no existence check of a host path."""
+    monkeypatch.setattr(bridge, "in_flatpak", lambda: True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    d = bridge.new_request_dir()
+    try:
+        assert Path(d).parent == tmp_path and stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    finally:
+        bridge.remove_request_dir(d)
+    assert bridge.worker_command("/home/u/venv/bin/python", "/x", flatpak=True) == [
+        "flatpak-spawn", "--host", "--watch-bus", "/home/u/venv/bin/python", "-m",
+        "refocus.plugin_gimp.worker", "/x"]
+    assert bridge.worker_command("/p", "/x") == ["/p", "-m", "refocus.plugin_gimp.worker", "/x"]
