@@ -291,7 +291,7 @@ def read_response(folder: str, rc: int) -> dict:
 
 def run_inprocess(folder: str, *, progress=None) -> dict:
     """The same request handled in this interpreter (when it can import refocus)."""
-    from refocus.plugin_gimp import worker        # noqa: import only when refocus is importable
+    from refocus.plugin_gimp import worker        # only imported when refocus is importable
 
     def cb(stage, fraction):
         if progress is not None:
