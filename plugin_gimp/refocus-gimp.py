@@ -382,9 +382,9 @@ class Refocus(Gimp.PlugIn):
         if cfg is None:
             return _error(procedure, f"{CONFIG_PATH} is missing or unreadable; run `refocus gimp install` "
                                      "from the Python environment where refocus is installed")
-        if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config, title, cfg):
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         try:
+            if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config, title, cfg):
+                return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
             work(image, drawables, config, cfg)
         except PluginError as e:
             return _error(procedure, str(e))
