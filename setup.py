@@ -38,7 +38,8 @@ setup(
     package_data={"refocus.onnx_models": ["graphs/*.onnx", "graphs/manifest.json"],
                   "refocus.samples": ["*.png"],
                   "refocus.depth": ["*.json"],
-                  "refocus.presets": ["*.json"]},
+                  "refocus.presets": ["*.json"],
+                  "refocus.plugin_gimp": ["refocus-gimp.py"]},
     install_requires=[
         "numpy>=1.23",
         "onnxruntime>=1.16",

@@ -148,5 +148,9 @@ from .cli_batch import batch as _batch_cmd, presets as _presets_group  # noqa: E
 main.add_command(_batch_cmd)
 main.add_command(_presets_group)
 
+from .cli_gimp import gimp as _gimp_group  # noqa: E402  (click only)
+
+main.add_command(_gimp_group)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
