@@ -45,7 +45,7 @@ def main():
 @click.option("--blades", type=int, default=6, show_default=True, help="Number of blades of a polygon aperture.")
 @click.option("--rotation", type=float, default=0.0, show_default=True, help="Rotation of the polygon, degrees.")
 @click.option("--highlight-gain", type=float, default=None,
-              help="Energy given back to clipped light sources (1 = off; default 4).")
+              help="Energy given back to clipped light sources (1 = off; default 6).")
 @click.option("--bits", type=click.Choice(["8", "16"]), default=None,
               help="Bit depth of PNG/TIFF/layered output (default: PNG as the input; TIFF, PSD, ORA 16).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")

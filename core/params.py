@@ -177,7 +177,7 @@ PARAMS: tuple = (
           help="Number of aperture blades of a polygon aperture (real lenses have 5..9)."),
     Param("rotation", "float", 0.0, group="lens", label="Rotation", min=-360.0, max=360.0,
           help="Rotation of the polygon aperture, degrees."),
-    Param("highlight_gain", "float", 4.0, group="lens", label="Highlight boost", min=1.0, max=20.0,
+    Param("highlight_gain", "float", 6.0, group="lens", label="Highlight boost", min=1.0, max=20.0,
           help="Energy given back to clipped light sources so they bloom into bright bokeh "
                "(1 = off)."),
     # -- finishing --------------------------------------------------------------------------
