@@ -224,7 +224,10 @@ def _run_in_chroot(inside: str, gimp_args: list, timeout: float = 300):
         f"mount --bind '{p}' '{CHROOT}{p}'\nmount -o remount,bind,ro '{CHROOT}{p}'\n" for p in mounts)
     script += f"mount -t proc proc '{CHROOT}/proc' 2>/dev/null || true\n"
     script += 'exec chroot "$@"\n'
-    env = ["/usr/bin/env", "HOME=/root", "LC_ALL=C.UTF-8", f"REFOCUS_HOME={inside}/home",
+    # the chroot's own PATH: the host's may hold the mounted interpreter's bin folder, whose
+    # python3 would then run GIMP's Python plug-ins (without gi)
+    env = ["/usr/bin/env", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME=/root",
+           "LC_ALL=C.UTF-8", f"REFOCUS_HOME={inside}/home",
            f"GIMP3_DIRECTORY={inside}/gimpdir", "REFOCUS_DEVICE=cpu"]
     cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(CHROOT), *env,
            "gimp-console-3.0", "-i", "-d", "-f", *gimp_args, "--quit"]
