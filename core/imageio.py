@@ -192,8 +192,11 @@ def output_folder(path) -> Path:
     return folder
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes to a temporary file beside `path`, then rename it into place."""
+def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write bytes to a temporary file beside `path`, then rename it into place.
+
+    `mode`: the file's permissions (default: 0o666 less the umask, like any new file).
+    """
     path = Path(path)
     folder = output_folder(path)
     try:
@@ -203,9 +206,11 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; outputs follow the umask
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask              # mkstemp makes 0600; outputs follow the umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
