@@ -221,15 +221,32 @@ def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
     return rho, radii
 
 
-def _kernels(R: int, shape: str, blades: int, rotation: float, radii=None) -> dict:
+def _trim(k: np.ndarray) -> np.ndarray:
+    """Drop all-zero outer rings of a centred odd kernel (the convolution is the same, cheaper)."""
+    n = k.shape[0] // 2
+    while n > 0 and not (k[0].any() or k[-1].any() or k[:, 0].any() or k[:, -1].any()):
+        k = k[1:-1, 1:-1]
+        n -= 1
+    return k
+
+
+def _kernels(R: int, shape: str, blades: int, rotation: float, radii=None, occupied=None) -> dict:
+    """Kernel inputs of the lens graph, one per slot (the in-focus slot has none).
+
+    A slot with no content (``occupied[i]`` false) gets a 1x1 kernel: blurring nothing costs
+    nothing, so the graph's cost follows the blur actually present, not the number of slots.
+    """
     from refocus.onnx_models import kernel_input_name
     feeds = {}
     for i in range(2 * R + 1):
         if i == R:
             continue
-        # the graph's Conv correlates: flip the kernel so the bokeh has the aperture's orientation
-        radius = abs(i - R) if radii is None else abs(radii[i])
-        k = _aperture.kernel(radius, shape, blades, rotation)[::-1, ::-1]
+        if occupied is not None and not occupied[i]:
+            k = np.ones((1, 1), np.float32)
+        else:
+            radius = abs(i - R) if radii is None else abs(radii[i])
+            # the graph's Conv correlates: flip the kernel so the bokeh has the aperture's orientation
+            k = _trim(_aperture.kernel(radius, shape, blades, rotation))[::-1, ::-1]
         feeds[kernel_input_name(i)] = np.ascontiguousarray(np.broadcast_to(k, (4, 1) + k.shape))
     return feeds
 
@@ -311,7 +328,8 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     del boosted
     t3 = time.perf_counter()
     feeds = {"slices": slices}
-    feeds.update(_kernels(R, aperture, blades, rotation, radii))
+    occupied = slices[:, 3].reshape(slices.shape[0], -1).max(axis=1) > 0
+    feeds.update(_kernels(R, aperture, blades, rotation, radii, occupied))
     back, backf, front = lens.run(["back", "backf", "front"], feeds)
     t4 = time.perf_counter()
 

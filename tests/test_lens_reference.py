@@ -462,3 +462,33 @@ def test_grey_image_without_blur_is_returned(rng, shape):
     out = render(grey, np.zeros((24, 32), np.float32), 0.0, 0.0)
     assert out.shape == shape
     np.testing.assert_array_equal(out, grey)
+
+
+# -- cost follows the blur present: empty slots and zero kernel rings are skipped -----------
+
+def test_skipping_empty_slots_and_zero_rings_does_not_change_the_render(monkeypatch, rng):
+    """Empty slots get a 1x1 kernel and kernels lose their all-zero rings; the picture must be
+    the one the full kernels of every slot give."""
+    H, W = 48, 64
+    img = rng.random((H, W, 3)).astype(np.float32)
+    d = np.where(np.arange(W)[None, :] < W // 2, 0.2, 0.9) * np.ones((H, 1))
+    d = d + np.linspace(0, 0.05, H)[:, None]                       # a few slots, most empty
+    fast = render(img, d, 0.9, 20.0, aperture="polygon", blades=6, rotation=10.0)
+    full_kernels = lens._kernels
+
+    def untrimmed(R, shape, blades, rotation, radii=None, occupied=None):
+        from refocus.onnx_models import kernel_input_name
+        feeds = {}
+        for i in range(2 * R + 1):
+            if i != R:
+                k = aperture.kernel(abs(radii[i]), shape, blades, rotation)[::-1, ::-1]
+                feeds[kernel_input_name(i)] = np.ascontiguousarray(np.broadcast_to(k, (4, 1) + k.shape))
+        return feeds
+
+    monkeypatch.setattr(lens, "_kernels", untrimmed)
+    slow = render(img, d, 0.9, 20.0, aperture="polygon", blades=6, rotation=10.0)
+    np.testing.assert_allclose(fast, slow, atol=2e-6, rtol=0)
+    feeds = full_kernels(lens.RADIUS_SLOTS, "circle", 6, 0.0, np.arange(25) - 12.0,
+                         np.arange(25) % 2 == 0)
+    assert feeds["kernel_01"].shape == (4, 1, 1, 1)                 # empty slot: 1x1
+    assert feeds["kernel_00"].shape == (4, 1, 25, 25)               # r = 12: 27x27 less its zero ring
