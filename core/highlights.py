@@ -34,13 +34,14 @@ def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
     """
     import cv2
     h, w = lin.shape[:2]
-    if lin.ndim == 3:
-        core = (lin[..., 0] >= CLIP_LEVEL) & (lin[..., 1] >= CLIP_LEVEL) & (lin[..., 2] >= CLIP_LEVEL)
+    lin = np.ascontiguousarray(lin, np.float32)
+    if lin.ndim == 3:     # clipped in every channel: one pass (cv2.inRange gives 0/255)
+        core = cv2.inRange(lin, (CLIP_LEVEL,) * 3, (np.inf,) * 3)
     else:
-        core = lin >= CLIP_LEVEL
-    if not core.any():
+        core = cv2.inRange(lin, CLIP_LEVEL, np.inf)
+    if not cv2.countNonZero(core):
         return None
-    core = core.view(np.uint8)
+    np.bitwise_and(core, 1, out=core)                       # 0/1
     n, labels, stats, cents = cv2.connectedComponentsWithStats(core, connectivity=8)
     max_area = max(MIN_MAX_AREA, MAX_AREA_FRACTION * h * w)
     small = stats[:, cv2.CC_STAT_AREA] <= max_area
@@ -49,7 +50,7 @@ def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
         return None
     # luminance of the surroundings, ignoring clipped pixels, on a reduced copy
     f = max(1, int(round(max(h, w) / 640)))
-    lum = (lin.mean(axis=2) if lin.ndim == 3 else lin).astype(np.float32)
+    lum = cv2.transform(lin, np.full((1, 3), 1 / 3, np.float32)) if lin.ndim == 3 else lin
     free = 1.0 - core.astype(np.float32)
     if f > 1:
         sw, sh = max(1, w // f), max(1, h // f)

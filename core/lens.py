@@ -333,24 +333,27 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     back, backf, front = lens.run(["back", "backf", "front"], feeds)
     t4 = time.perf_counter()
 
+    # low-resolution fields of the guided upsampling (see onnx_models/guided_upsample.py)
+    hwc = lambda x: x[0].transpose(1, 2, 0)                                     # (h, w, c) views
+    F, T, B, BF = hwc(front[:, :3]), 1.0 - hwc(front[:, 3:4]), hwc(back), hwc(backf)
+    fields = {"blur": F + T * B, "blur_front": T * (BF - B), "front": F, "transmit": T}
+    fields = {k: np.ascontiguousarray(v, np.float32) for k, v in fields.items()}
+    del back, backf, front
     # guided upsampling, in strips of full rows (bounded memory); strips start on block rows
-    low = np.concatenate([front[:, :3], 1.0 - front[:, 3:4], back, backf], axis=1)[0].transpose(1, 2, 0)
-    low = np.ascontiguousarray(low)                                             # (h, w, 10)
     out = np.empty((H, W, 3), np.float32)
     rows = max(s, (STRIP_PIXELS // max(W, 1)) // s * s)
     for y0 in range(0, H, rows):
         y1 = min(H, y0 + rows)
         ly0 = max(0, y0 // s - 1)
         ly1 = min(h, -(-y1 // s) + 1)
-        chunk = low[ly0:ly1]
-        res = up.run(["linear"], {
+        feeds = {k: v[None, ly0:ly1] for k, v in fields.items()}
+        feeds.update({
             "image": image[None, y0:y1],
             "rho": rho[None, y0:y1, :, None],
-            "low": np.ascontiguousarray(chunk[None]),
             "upsize": np.array([(ly1 - ly0) * s, w * s], np.int64),
             "crop": np.array([y0 - ly0 * s, 0], np.int64),
-        })[0]
-        out[y0:y1] = res[0]
+        })
+        out[y0:y1] = up.run(["linear"], feeds)[0][0]
     t5 = time.perf_counter()
     info.timings.update({"prepare": t1 - t0, "highlights": t2 - t1, "slices": t3 - t2,
                          "lens_graph": t4 - t3, "upsample_graph": t5 - t4})

@@ -2,20 +2,28 @@
 
 The full-resolution CoC map (``rho``, in low-resolution pixels, as used to build the
 slices) is the guide.  It gives, at full resolution and with sharp edges, the matte of
-the in-focus layer ``m`` and whether a pixel lies in front of the focal plane.  The
-result is::
+the in-focus layer ``m`` and the pixels of objects in front of the focal plane
+``f = [rho >= 1]`` (where ``m = 0``).  The caller gives four low-resolution fields, each
+upsampled on its own (bilinear, half-pixel centres; no channel slicing at full size)::
 
-    X   = m * image + (1 - m) * up(behind)
-    out = up(front.rgb) + up(1 - front.alpha) * X
+    blur        A = F + T * back     the lens's picture where the photo is blurred
+    blur_front  D = T * (backf - back)   what changes under objects in front of the focus
+    front       F                    blurred foreground, premultiplied
+    transmit    T = 1 - front alpha  how much of what lies behind it shows through
 
-where ``behind`` is the blurred scene behind the focal plane (``back`` of the lens-blur
-graph), or, at pixels of objects in front of the focal plane (rho >= 1), that scene with
-the in-focus layer's disocclusion fill over it (``backf``).
+and the result is::
 
-so in-focus pixels that nothing blurred lies over come back exactly as they were, the
+    out = up(A) + m * (up(F) + up(T) * image - up(A)) + f * up(D)
+
+``back`` is the blurred scene behind the focal plane and ``backf`` that scene with the
+in-focus layer's disocclusion fill over it (what lies under a foreground object).  So
+in-focus pixels that nothing blurred lies over come back exactly as they were, the
 silhouette of a sharp subject is cut at full resolution (no blurred background bleeds
 into it and no subject colour leaks into the background), and only the blurred layers,
-which carry no fine detail, are interpolated (bilinear, half-pixel centres).
+which carry no fine detail, are interpolated.  (Version 1 upsampled F, T and back
+separately and multiplied them at full size; upsampling the composite A instead is as
+exact where T is smooth, which it is at the scale of a low-resolution pixel, and takes
+fewer full-resolution passes.)
 
 The caller may process the image in strips: ``upsize`` is the size of the upsampled
 low-resolution chunk and ``crop`` the offset of the strip inside it.
@@ -29,28 +37,29 @@ from ._graph import GraphBuilder
 
 NAME = "guided_upsample"
 VERSION = GRAPH_VERSIONS[NAME]
+FIELDS = (("blur", 3), ("blur_front", 3), ("front", 3), ("transmit", 1))   # low-res inputs, channels
 
 
 def build():
     g = GraphBuilder(NAME)
     image = g.input("image", [1, "H", "W", 3])          # channels last: no transposes at full size
     rho = g.input("rho", [1, "H", "W", 1])
-    low = g.input("low", [1, "h", "w", 10])             # front rgb, 1 - front alpha, back, backf
+    low = {name: g.input(name, [1, "h", "w", c]) for name, c in FIELDS}
     upsize = g.input("upsize", [2], TensorProto.INT64)
     crop = g.input("crop", [2], TensorProto.INT64)
-
-    sizes = g.op("Concat", [g.i64(1), upsize, g.i64(10)], axis=0)
-    up = g.op("Resize", [low, "", "", sizes], mode="linear",
-              coordinate_transformation_mode="half_pixel")
     hw = g.op("Slice", [g.op("Shape", [image]), g.i64(1), g.i64(3), g.i64(0)])
-    up = g.op("Slice", [up, crop, g.add(crop, hw), g.i64(1, 2)])
 
+    def up(name, c):
+        sizes = g.op("Concat", [g.i64(1), upsize, g.i64(c)], axis=0)
+        u = g.op("Resize", [low[name], "", "", sizes], mode="linear",
+                 coordinate_transformation_mode="half_pixel")
+        return g.op("Slice", [u, crop, g.add(crop, hw), g.i64(1, 2)])
+
+    u = {name: up(name, c) for name, c in FIELDS}
     is_front = g.op("Cast", [g.op("GreaterOrEqual", [rho, g.const(1.0)])], to=TensorProto.FLOAT)
-    m = g.mul(g.clip01(g.add(rho, g.const(1.0))), g.one_minus(is_front))
-    last = lambda a, b: g.op("Slice", [up, g.i64(a), g.i64(b), g.i64(3)])
-    f_rgb, transmit, b, bf = last(0, 3), last(3, 4), last(4, 7), last(7, 10)
-    behind = g.add(b, g.mul(is_front, g.sub(bf, b)))
-    x = g.add(behind, g.mul(m, g.sub(image, behind)))
-    out = g.add(f_rgb, g.mul(transmit, x))
+    m = g.sub(g.clip01(g.add(rho, g.const(1.0))), is_front)       # 0 in front of the focus
+    sharp = g.add(u["front"], g.mul(u["transmit"], image))
+    out = g.add(u["blur"], g.mul(m, g.sub(sharp, u["blur"])))
+    out = g.add(out, g.mul(is_front, u["blur_front"]))
     g.output(g.clip01(out), "linear", [1, "H", "W", 3])
     return g.model(VERSION, __doc__.split("\n\n")[0])

@@ -234,16 +234,22 @@ def test_lens_graph_front_slot_coverage(lens_graph):
     np.testing.assert_allclose(front[0, 3, 15 - 5:15 + 6, 15 - 5:15 + 6], k, atol=1e-6)
 
 
+def _up_feeds(image, rho, blur, blur_front, front, transmit, upsize=None, crop=(0, 0)):
+    H, W = image.shape[1:3]
+    return {"image": image, "rho": rho, "blur": blur, "blur_front": blur_front, "front": front,
+            "transmit": transmit, "upsize": np.array(upsize or (H, W), np.int64),
+            "crop": np.array(crop, np.int64)}
+
+
 def test_guided_upsample_in_focus_returns_the_image(rng):
     sess = runtime.graph_session("guided_upsample", "cpu")
     H, W, s = 12, 16, 2
     image = rng.random((1, H, W, 3)).astype(np.float32)
     rho = np.zeros((1, H, W, 1), np.float32)
-    low = rng.random((1, H // s, W // s, 10)).astype(np.float32)
-    low[..., 3] = 1.0                            # nothing in front: transmit everything
-    low[..., :3] = 0.0
-    out = sess.run(["linear"], {"image": image, "rho": rho, "low": low,
-                                "upsize": np.array([H, W], np.int64), "crop": np.array([0, 0], np.int64)})[0]
+    low = lambda c: rng.random((1, H // s, W // s, c)).astype(np.float32)
+    zeros = np.zeros((1, H // s, W // s, 3), np.float32)
+    ones = np.ones((1, H // s, W // s, 1), np.float32)   # nothing in front: transmit everything
+    out = sess.run(["linear"], _up_feeds(image, rho, low(3), low(3), zeros, ones))[0]
     np.testing.assert_allclose(out, image, atol=1e-6, rtol=0)
 
 
@@ -252,10 +258,29 @@ def test_guided_upsample_behind_uses_the_blurred_back(rng):
     H, W = 10, 14
     image = rng.random((1, H, W, 3)).astype(np.float32)
     rho = np.full((1, H, W, 1), -3.0, np.float32)
-    low = np.zeros((1, H, W, 10), np.float32)
-    low[..., 3] = 1.0
-    low[..., 4:7] = rng.random((H, W, 3))
-    low[..., 7:10] = 0.77                        # backf is only for pixels in front
-    out = sess.run(["linear"], {"image": image, "rho": rho, "low": low,
-                                "upsize": np.array([H, W], np.int64), "crop": np.array([0, 0], np.int64)})[0]
-    np.testing.assert_allclose(out[0], low[0, ..., 4:7], atol=1e-6)
+    blur = rng.random((1, H, W, 3)).astype(np.float32)
+    blur_front = np.full((1, H, W, 3), 0.77, np.float32)      # only for pixels in front
+    out = sess.run(["linear"], _up_feeds(image, rho, blur, blur_front, 0 * blur,
+                                         np.ones((1, H, W, 1), np.float32)))[0]
+    np.testing.assert_allclose(out[0], blur[0], atol=1e-6)
+
+
+def test_guided_upsample_against_numpy_reference(rng):
+    """A strip cut out of an upsampled chunk, pixels behind, in, around and in front of the
+    focus: the graph against the formula with cv2's bilinear (half-pixel) upsampling."""
+    import cv2
+    sess = runtime.graph_session("guided_upsample", "cpu")
+    s, h, w = 3, 6, 7
+    H, W = h * s, w * s
+    rho_full = rng.uniform(-2.5, 2.5, (H, W)).astype(np.float32)
+    image_full = rng.random((H, W, 3)).astype(np.float32)
+    fields = [rng.random((h, w, c)).astype(np.float32) for c in (3, 3, 3, 1)]
+    up = lambda x: cv2.resize(x, (W, H), interpolation=cv2.INTER_LINEAR).reshape(H, W, -1)
+    A, D, F, T = (up(x) for x in fields)
+    f = (rho_full >= 1)[..., None].astype(np.float32)
+    m = np.clip(rho_full + 1, 0, 1)[..., None] - f
+    ref = np.clip(A + m * (F + T * image_full - A) + f * D, 0, 1)
+    y0, y1 = 4, 13                                          # a strip inside the chunk
+    out = sess.run(["linear"], _up_feeds(image_full[None, y0:y1], rho_full[None, y0:y1, :, None],
+                                         *(x[None] for x in fields), upsize=(H, W), crop=(y0, 0)))[0]
+    np.testing.assert_allclose(out[0], ref[y0:y1], atol=2e-6)
