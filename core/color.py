@@ -31,6 +31,9 @@ def decode_srgb(img: np.ndarray) -> np.ndarray:
     """uint8/uint16/float sRGB array -> float32 linear."""
     global _LUT16_TO_LINEAR
     if img.dtype == np.uint8:
+        if img.ndim <= 3 and (img.ndim < 3 or img.shape[2] <= 4):
+            import cv2                      # one SIMD pass; same values as LUT8_TO_LINEAR[img]
+            return cv2.LUT(np.ascontiguousarray(img), LUT8_TO_LINEAR).reshape(img.shape)
         return LUT8_TO_LINEAR[img]
     if img.dtype == np.uint16:
         if _LUT16_TO_LINEAR is None:

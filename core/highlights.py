@@ -138,17 +138,19 @@ def _colours(lin, core, cy, cx, lab, comp_gain, idx1, lab1, n, h, w):
     return 1.0 + COLOUR_WEIGHT * (colour - 1.0)
 
 
-def boost(lin: np.ndarray, gain: float = DEFAULT_GAIN, coc: np.ndarray | None = None) -> tuple[np.ndarray, int]:
-    """Return (image with light sources scaled towards `gain` x, number of boosted pixels).
+def boost_factors(lin: np.ndarray, gain: float = DEFAULT_GAIN, coc: np.ndarray | None = None):
+    """Sparse highlight boost: ``(ys, xs, factor)`` of the pixels to raise, or None.
 
     `coc` (H, W), optional: signed CoC in working pixels; light sources that stay in focus
-    (|coc| < 1) keep their clipped value (they stay clipped in the output).
+    (|coc| < 1) keep their clipped value (they stay clipped in the output).  Multiplying
+    ``lin[ys, xs]`` by ``factor`` gives :func:`boost`'s image; the renderer applies it band
+    by band, so no boosted copy of the whole photo is made.
     """
     if gain <= 1.0:
-        return lin, 0
+        return None
     found = highlight_mask(lin, gain)
     if found is None:
-        return lin, 0
+        return None
     ys, xs, factor = found
     m = factor - 1.0
     if coc is not None:
@@ -156,8 +158,19 @@ def boost(lin: np.ndarray, gain: float = DEFAULT_GAIN, coc: np.ndarray | None = 
         m *= w[:, None] if m.ndim == 2 else w
     sel = (m.max(axis=1) if m.ndim == 2 else m) > 1e-6
     if not sel.any():
+        return None
+    return ys[sel], xs[sel], 1.0 + m[sel]
+
+
+def boost(lin: np.ndarray, gain: float = DEFAULT_GAIN, coc: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Return (image with light sources scaled towards `gain` x, number of boosted pixels).
+
+    `coc` as in :func:`boost_factors`.
+    """
+    found = boost_factors(lin, gain, coc)
+    if found is None:
         return lin, 0
-    ys, xs, f = ys[sel], xs[sel], 1.0 + m[sel]
+    ys, xs, f = found
     out = lin.copy()
-    out[ys, xs] *= f if out.ndim == 3 else f
+    out[ys, xs] *= f
     return out, int(ys.size)

@@ -39,6 +39,7 @@ PIXEL_BUDGET = 320_000      # largest working image, pixels
 STRIP_PIXELS = 1_000_000    # full-resolution pixels per guided-upsampling call (memory bound)
 MIN_BLUR = 0.25             # below this max |CoC| the image is returned unchanged
 JUMP = 0.5                  # CoC step (working pixels) between neighbours that counts as a depth edge
+BAND_BLOCKS = 64            # block rows sliced at a time (bounded memory)
 SLOPE_FULL = 0.005          # CoC slope (working px per px) from which slices are fully blended
 
 
@@ -100,14 +101,47 @@ def _block_mean(a: np.ndarray, s: int) -> np.ndarray:
     return cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS) -> np.ndarray:
+def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS,
+                 boost=None, band_blocks: int = BAND_BLOCKS) -> np.ndarray:
     """Split an image into depth slices at working scale s.
 
-    img: (H, W, 3) float32 linear (dimensions multiples of s); rho: (H, W) CoC in working
-    pixels, within [-R, R).  Returns (2R+1, 5, H/s, W/s) float32 slots (see lens_blur.py):
-    a pixel whose CoC lies between the integers k and k+1 belongs with matte 1 to slot k
-    and with matte t = rho - k to slot k+1.
+    img: (H, W, 3) float32 linear; rho: (h*s, w*s) CoC in working pixels, within [-R, R)
+    (edge-padded to whole blocks; img is padded the same way, band by band).  `boost`:
+    optional sparse highlight boost ``(ys, xs, factor)`` (:func:`highlights.boost_factors`)
+    applied to the pixels as they are sliced.  Returns (2R+1, 5, h, w) float32 slots (see
+    lens_blur.py): a pixel whose CoC lies between the integers k and k+1 belongs with matte
+    1 to slot k and with matte t = rho - k to slot k+1.
+
+    The work is done in bands of `band_blocks` block rows, so no full-resolution temporary
+    (boosted or padded copy, products) is ever made: memory stays bounded at any size.
     """
+    import cv2
+    Hp, Wp = rho.shape
+    H, W = img.shape[:2]
+    h, w = Hp // s, Wp // s
+    out = np.zeros((2 * R + 1, 5, h, w), np.float32)
+    if boost is not None:
+        order = np.argsort(boost[0], kind="stable")
+        boost = tuple(a[order] for a in boost)
+    rows = band_blocks * s
+    for y0 in range(0, Hp, rows):
+        y1 = min(Hp, y0 + rows)
+        band = img[y0:min(y1, H)]
+        if boost is not None:
+            i0, i1 = np.searchsorted(boost[0], [y0, y1])
+            if i1 > i0:
+                band = band.copy()
+                band[boost[0][i0:i1] - y0, boost[1][i0:i1]] *= boost[2][i0:i1]
+        pad_y, pad_x = y1 - y0 - band.shape[0], Wp - W
+        if pad_y or pad_x:
+            band = cv2.copyMakeBorder(np.ascontiguousarray(band), 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
+        _split_band(band, rho[y0:y1], s, R, out[:, :, y0 // s:y1 // s])
+    return out
+
+
+def _split_band(img: np.ndarray, rho: np.ndarray, s: int, R: int, out: np.ndarray) -> None:
+    """split_slices for one band of block rows: img (Hb, Wb, 3), rho (Hb, Wb), both multiples
+    of s; adds into out (2R+1, 5, Hb/s, Wb/s)."""
     H, W = rho.shape
     h, w = H // s, W // s
     S = 2 * R + 1
@@ -125,7 +159,6 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
         box = np.ones((s, s), np.uint8)      # anchor (0, 0): [::s, ::s] picks each block's extreme
         kmin = np.floor(cv2.erode(rho, box, anchor=(0, 0))[::s, ::s]).astype(np.int16)
         kmax = np.floor(cv2.dilate(rho, box, anchor=(0, 0))[::s, ::s]).astype(np.int16)
-    out = np.zeros((S, 5, h, w), np.float32)
     uni = kmin == kmax
     yu, xu = np.nonzero(uni)
     lo = kmin[yu, xu].astype(np.intp) + R
@@ -159,7 +192,6 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
         ones = np.bincount(idx_lo, None, n) * inv
         out[:, 3, ym, xm] += (ones + np.bincount(idx_hi, tt, n) * inv).reshape(S, M).astype(np.float32)
         out[:, 4, ym, xm] += ones.reshape(S, M).astype(np.float32)
-    return out
 
 
 def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
@@ -315,17 +347,15 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     np.clip(rho, -R, R - 1e-3, out=rho)
     t1 = time.perf_counter()
 
-    boosted, info.highlight_pixels = _highlights.boost(image, highlight_gain, rho)
+    found = _highlights.boost_factors(image, highlight_gain, rho)
+    info.highlight_pixels = 0 if found is None else int(found[0].size)
     t2 = time.perf_counter()
-    if (h * s, w * s) != (H, W):
-        pad = ((0, h * s - H), (0, w * s - W))
-        boosted = np.pad(boosted, pad + ((0, 0),), mode="edge")
-        rho_p = np.pad(rho, pad, mode="edge")
-    else:
-        rho_p = rho
+    import cv2
+    pad_y, pad_x = h * s - H, w * s - W
+    rho_p = cv2.copyMakeBorder(rho, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE) if pad_y or pad_x else rho
     rho_p, radii = snap_to_slots(rho_p, s, R)
-    slices = split_slices(boosted, rho_p, s, R)
-    del boosted
+    slices = split_slices(image, rho_p, s, R, boost=found)
+    del rho_p
     t3 = time.perf_counter()
     feeds = {"slices": slices}
     occupied = slices[:, 3].reshape(slices.shape[0], -1).max(axis=1) > 0

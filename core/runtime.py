@@ -71,6 +71,9 @@ def _session_options():
     threads = int(os.environ.get("REFOCUS_THREADS", "0") or 0)
     so.intra_op_num_threads = threads if threads > 0 else (os.cpu_count() or 1)
     so.log_severity_level = 3
+    # no CPU memory arena: it keeps the high-water mark of every strip's intermediates
+    # (12 MP render: peak RSS 1.32 -> 0.99 GB); measured no slower on the CPU
+    so.enable_cpu_mem_arena = False
     return so
 
 

@@ -492,3 +492,26 @@ def test_skipping_empty_slots_and_zero_rings_does_not_change_the_render(monkeypa
                          np.arange(25) % 2 == 0)
     assert feeds["kernel_01"].shape == (4, 1, 1, 1)                 # empty slot: 1x1
     assert feeds["kernel_00"].shape == (4, 1, 25, 25)               # r = 12: 27x27 less its zero ring
+
+
+def test_banded_slicing_with_sparse_boost_equals_slicing_the_boosted_padded_image(rng):
+    """split_slices works band by band on the unpadded photo and applies the highlight boost
+    as it goes; the slots must be those of the whole boosted, edge-padded photo at once."""
+    from refocus import highlights
+    s, H, W = 3, 40, 52                                   # not multiples of s: padding
+    img = (rng.random((H, W, 3)) * 0.3).astype(np.float32)
+    img[5:7, 8:10] = 1.0                                  # small lights in a dark frame
+    img[30:32, 40:42] = 1.0
+    img[38:40, 1:3] = 1.0                                 # one in the last, padded band
+    rho = np.where(np.arange(W)[None, :] < 20, -3.2, 1.7) * np.ones((H, 1))
+    rho = (rho + rng.uniform(-0.4, 0.4, (H, W))).astype(np.float32)
+    found = highlights.boost_factors(img, 6.0, rho)
+    assert found is not None and found[0].size >= 12
+    h, w = -(-H // s), -(-W // s)
+    rho_p = np.pad(rho, ((0, h * s - H), (0, w * s - W)), mode="edge")
+    boosted, _ = highlights.boost(img, 6.0, rho)
+    whole = lens.split_slices(np.pad(boosted, ((0, h * s - H), (0, w * s - W), (0, 0)), mode="edge"),
+                              rho_p, s, band_blocks=10 ** 6)
+    banded = lens.split_slices(img, rho_p, s, boost=found, band_blocks=2)
+    np.testing.assert_array_equal(banded, whole)
+    assert banded[:, :3].max() > 1.5                      # the boost is in the slots
