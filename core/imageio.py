@@ -140,12 +140,11 @@ def read_depth(path, shape=None, kind: str = "disparity") -> np.ndarray:
         d = d[..., 0]
     if d.ndim != 2:
         raise BadInputError(f"{path}: expected a 2-D depth map, got shape {d.shape}")
-    if d.dtype == np.uint8:
-        d = d.astype(np.float32) / 255.0
-    elif d.dtype == np.uint16:
-        d = d.astype(np.float32) / 65535.0
-    elif d.dtype.kind in "iu":
-        d = d.astype(np.float32) / float(np.iinfo(d.dtype).max)
+    from_ints = d.dtype.kind in "u"                      # value / max of the type: finite, in [0, 1]
+    if d.dtype.kind in "iu":
+        top = np.float32(np.iinfo(d.dtype).max)
+        d = d.astype(np.float32)
+        np.divide(d, top, out=d)
     elif d.dtype.kind in "fb":
         d = d.astype(np.float32)
     else:
@@ -161,6 +160,8 @@ def read_depth(path, shape=None, kind: str = "disparity") -> np.ndarray:
         lo, hi = 0.0 if far.any() else float(inv[valid].min()), float(inv[valid].max())
         d = (inv - lo) / max(hi - lo, 1e-12)
         d = np.clip(_fill_unknown(d.astype(np.float32), unknown), 0.0, 1.0)
+    elif kind == "disparity" and from_ints:
+        pass
     elif kind == "disparity":
         if not np.isfinite(d).all():
             raise BadInputError(f"{path}: {int((~np.isfinite(d)).sum())} disparity value(s) are NaN or infinite")
@@ -206,6 +207,8 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())           # on disk before the rename: never an empty file
         if mode is None:
             umask = os.umask(0)
             os.umask(umask)
