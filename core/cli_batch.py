@@ -125,15 +125,17 @@ def presets():
 def presets_list():
     """Print every preset: name, where it comes from, description."""
     from .errors import RefocusError
-    from .presets import available
+    from .presets import available, broken
     try:
         found = available()
     except RefocusError as e:
         _fail(e)
-    width = max((len(n) for n in found), default=4)
+    width = max((len(n) for n in list(found) + list(broken())), default=4)
     for name in sorted(found):
         p = found[name]
         click.echo(f"{name:<{width}}  {p.source:<8}  {p.description}")
+    for name, err in sorted(broken().items()):
+        click.echo(f"{name:<{width}}  {'user':<8}  NOT USABLE: {err}")
 
 
 @presets.command("show")

@@ -215,16 +215,26 @@ def resolve(*layers: dict | None, where: str = "") -> Settings:
 
     Typical: ``resolve(preset_values, command_line_values)``.  Every value is parsed and
     range-checked; unknown keys raise :class:`BadInputError`.
+
+    Explicit values win over the layers below them, the focus too: a layer that gives a
+    focus point or a focus disparity but no focus mode, over a mode that would not use it
+    (``portrait``'s ``face``, say), switches the mode to ``point`` or ``disparity``.  A
+    ``band`` (tilt-shift) keeps its band, which a point places.
     """
     merged = {}
     for layer in layers:
         if not layer:
             continue
         check_keys(layer, where=where)
-        for k, v in layer.items():
-            v = BY_NAME[k].parse(v, where=where)
-            if v is not None:
-                merged[k] = v
+        parsed = {k: BY_NAME[k].parse(v, where=where) for k, v in layer.items()}
+        parsed = {k: v for k, v in parsed.items() if v is not None}
+        if "focus" not in parsed and merged:
+            mode = merged.get("focus", BY_NAME["focus"].default)
+            if "focus_disparity" in parsed and mode not in ("auto", "disparity"):
+                parsed["focus"] = "disparity"
+            elif "focus_point" in parsed and mode not in ("auto", "point", "band"):
+                parsed["focus"] = "point"
+        merged.update(parsed)
     return Settings(**merged)
 
 

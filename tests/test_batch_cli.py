@@ -279,6 +279,16 @@ def test_flags_win_over_the_preset(tiny):
     assert rows[0]["outputs"] == str(out / "a.jpg") and rows[0]["error"] == ""
 
 
+def test_a_focus_point_alone_wins_over_the_portrait_presets_face_focus(tiny):
+    """--focus-point without --focus under a preset that focuses on faces is not ignored."""
+    rep = tiny / "r.json"
+    res = CliRunner().invoke(main, ["batch", str(tiny / "in" / "a.jpg"), "-o", str(tiny / "out"), "-j", "1",
+                                    "--preset", "portrait", "--focus-point", "0.25,0.5", "--report", str(rep)])
+    assert res.exit_code == 0, res.output
+    f = json.loads(rep.read_text())["files"][0]
+    assert f["settings"]["focus"] == "point" and f["focus"].startswith("point")
+
+
 def test_preset_file(tiny):
     pf = tiny / "mine.json"
     pf.write_text(json.dumps({"refocus_preset": 1, "name": "mine", "description": "test",

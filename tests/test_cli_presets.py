@@ -63,7 +63,10 @@ def test_show_unknown_preset_exits_2_listing_the_available_ones(user_dir):
 
 def test_bad_user_preset_is_named(user_dir):
     (user_dir / "bad.json").write_text(json.dumps({"settings": {"strenght": 2}}))
-    res = CliRunner().invoke(main, ["presets", "list"])
+    res = CliRunner().invoke(main, ["presets", "list"])        # the others are still listed
+    assert res.exit_code == 0 and "bad.json" in res.output and "strenght" in res.output
+    assert "NOT USABLE" in res.output and "portrait" in res.output
+    res = CliRunner().invoke(main, ["presets", "show", "bad"])   # asking for it names the problem
     assert res.exit_code == 2 and "bad.json" in res.output and "strenght" in res.output
 
 

@@ -75,6 +75,23 @@ def test_later_layers_win_and_none_does_not_override():
         s.strength = 3                # frozen
 
 
+@pytest.mark.parametrize("preset_focus,given,expect", [
+    ("face", {"focus_point": "0.1,0.5"}, "point"),          # portrait: the point is honoured
+    ("subject", {"focus_point": "10,20"}, "point"),
+    ("edge", {"focus_disparity": 0.4}, "disparity"),
+    ("face", {"focus_disparity": 0.4}, "disparity"),
+    ("band", {"focus_point": "0.5,0.3"}, "band"),           # tilt-shift: the point places the band
+    ("band", {"focus_disparity": 0.4}, "disparity"),
+    ("face", {"focus_point": "0.1,0.5", "focus": "face"}, "face"),   # an explicit mode stays
+    ("auto", {"focus_point": "0.1,0.5"}, "auto"),           # auto uses the point already
+    ("face", {"strength": 2.0}, "face"),
+])
+def test_explicit_focus_values_win_over_the_presets_mode(preset_focus, given, expect):
+    s = params.resolve({"focus": preset_focus, "strength": 3.0}, given)
+    assert s.focus == expect
+    assert params.resolve({"focus": preset_focus}).focus == preset_focus
+
+
 def test_settings_as_dict_round_trips():
     s = params.resolve({"focus_point": "10,20", "aperture": "f/2"})
     d = s.as_dict()

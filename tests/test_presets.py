@@ -92,10 +92,22 @@ def test_bad_preset_files_name_the_file(tmp_path, user_dir, content, words):
     assert isinstance(e.value, BadInputError) and isinstance(e.value, ValueError)
 
 
-def test_bad_user_preset_is_reported_with_its_path(user_dir):
+def test_bad_user_preset_is_reported_with_its_path_and_does_not_stop_the_others(user_dir):
     bad = write(user_dir / "broken.json", {"refocus_preset": 1, "settings": {"grain": -1}})
+    write(user_dir / "mine.json", {"refocus_preset": 1, "name": "mine", "settings": {"strength": 2.0}})
+    found = presets.available()
+    assert "broken" not in found and "mine" in found and set(BUILTINS) <= set(found)
+    assert str(bad) in str(presets.broken()["broken"])
+    assert presets.get("portrait").name == "portrait"
     with pytest.raises(presets.PresetError, match=str(bad)):
-        presets.available()
+        presets.get("broken")
+    from click.testing import CliRunner
+    from refocus.cli import main
+    res = CliRunner().invoke(main, ["presets", "list"])
+    assert res.exit_code == 0, res.output
+    line = [ln for ln in res.output.splitlines() if ln.startswith("broken")]
+    assert line and "NOT USABLE" in line[0] and str(bad) in line[0]
+    assert any(ln.startswith("mine ") for ln in res.output.splitlines())
 
 
 def test_missing_and_unknown(tmp_path, user_dir):

@@ -96,17 +96,34 @@ def load_file(path, *, source: str | None = None) -> Preset:
 
 
 def available() -> dict:
-    """All presets by name: built-ins, then user presets (which may replace built-ins)."""
+    """All presets by name: built-ins, then user presets (which may replace built-ins).
+
+    A user preset file that cannot be used is left out (:func:`broken` says why), so one
+    bad file in the user folder does not stop every other preset from working.
+    """
     out = {}
     for p in sorted(BUILTIN_DIR.glob("*.json")):
         pr = load_file(p, source="built-in")
         out[pr.name] = pr
+    _BROKEN.clear()
     udir = user_dir()
     if udir.is_dir():
         for p in sorted(udir.glob("*.json")):
-            pr = load_file(p, source="user")
+            try:
+                pr = load_file(p, source="user")
+            except PresetError as e:
+                _BROKEN[p.stem] = e
+                continue
             out[pr.name] = pr
     return out
+
+
+_BROKEN: dict = {}
+
+
+def broken() -> dict:
+    """User preset files the last :func:`available` had to leave out: {file stem: error}."""
+    return dict(_BROKEN)
 
 
 def get(name_or_path) -> Preset:
@@ -116,6 +133,8 @@ def get(name_or_path) -> Preset:
         return load_file(s)
     presets = available()
     if s not in presets:
+        if s in _BROKEN:
+            raise _BROKEN[s]
         raise PresetError(f"unknown preset {s!r}; available: {', '.join(sorted(presets))} "
                           "(or give a .json file)")
     return presets[s]
