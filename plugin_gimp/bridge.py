@@ -314,12 +314,32 @@ def core_importable() -> bool:
         return False
 
 
+def _forced_mode(config: dict) -> str:
+    return os.environ.get("REFOCUS_GIMP_MODE", config.get("mode", "auto")).strip().lower()
+
+
 def choose_mode(config: dict) -> str:
     """``inprocess`` or ``worker``: env REFOCUS_GIMP_MODE forces one, else in-process when possible."""
-    forced = os.environ.get("REFOCUS_GIMP_MODE", config.get("mode", "auto")).strip().lower()
+    forced = _forced_mode(config)
     if forced in ("inprocess", "worker"):
         return forced
     return "inprocess" if core_importable() else "worker"
+
+
+def inprocess_problem():
+    """None when refocus really imports here (numpy, onnxruntime, the worker), else why not.
+
+    :func:`core_importable` only looks for the modules (cheap, for GIMP's start-up scan); a
+    module can be found and still fail to load (a numpy built for another Python, a missing
+    onnxruntime library), so the first real call imports them before choosing in-process.
+    """
+    try:
+        import numpy  # noqa: F401
+        import onnxruntime  # noqa: F401
+        from refocus.plugin_gimp import worker  # noqa: F401
+    except Exception as e:                 # ImportError, OSError from a shared library, ...
+        return f"{type(e).__name__}: {e}"
+    return None
 
 
 def timeout_from(config: dict) -> float:
@@ -332,8 +352,18 @@ def timeout_from(config: dict) -> float:
 
 
 def run(folder: str, config: dict, *, progress=None) -> dict:
-    """Handle a written request folder: in-process or with the recorded worker interpreter."""
+    """Handle a written request folder: in-process or with the recorded worker interpreter.
+
+    In-process is chosen when refocus can be imported here; if the import then fails, the
+    request goes to the worker (unless in-process was forced: then the failure is the error).
+    """
     if choose_mode(config) == "inprocess":
-        return run_inprocess(folder, progress=progress)
+        problem = inprocess_problem()
+        if problem is None:
+            return run_inprocess(folder, progress=progress)
+        if _forced_mode(config) == "inprocess":
+            raise BridgeError(f"refocus cannot run inside GIMP's Python ({problem}); unset "
+                              "REFOCUS_GIMP_MODE to use the worker recorded by `refocus gimp install`",
+                              "ImportError")
     python = os.environ.get("REFOCUS_GIMP_PYTHON") or config.get("python") or ""
     return run_worker(folder, python, timeout=timeout_from(config), progress=progress)

@@ -107,11 +107,43 @@ def _settings(req: dict):
 EMBEDDED_DEPTH_TYPES = (".jpg", ".jpeg", ".heic", ".heif")      # where cameras store depth
 
 
-def _photo_for(req: dict, shape):
+def same_picture(layer: np.ndarray, photo: np.ndarray) -> bool:
+    """Whether a layer (linear, (H, W[, 3])) still shows the photo's pixels (linear, same size).
+
+    Compared as 8-bit sRGB on copies of at most 512 pixels: the mean difference must stay
+    under 1/255 and at most 0.1 % of the pixels may differ by more than 4/255, so an
+    edited, retouched or different layer is not taken for the file it was opened from.
+    """
+    import cv2
+    from ..color import encode_srgb8
+    a, b = np.asarray(layer, np.float32), np.asarray(photo, np.float32)
+    if a.shape[:2] != b.shape[:2]:
+        return False
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 2 and b.ndim == 3:
+        b = b[..., :3].mean(axis=2)
+    elif a.ndim == 3 and b.ndim == 2:
+        a = a[..., :3].mean(axis=2)
+    else:
+        a, b = a[..., :3] if a.ndim == 3 else a, b[..., :3] if b.ndim == 3 else b
+    H, W = a.shape[:2]
+    f = max(1.0, max(H, W) / 512)
+    size = (max(1, round(W / f)), max(1, round(H / f)))
+    small = [encode_srgb8(cv2.resize(np.ascontiguousarray(x), size, interpolation=cv2.INTER_AREA))
+             for x in (a, b)]
+    diff = np.abs(small[0].astype(np.int16) - small[1].astype(np.int16))
+    return float(diff.mean()) < 1.0 and float((diff > 4).mean()) <= 0.001
+
+
+def _photo_for(req: dict, shape, layer=None):
     """The photo file the image came from, when it is the same picture (embedded depth, EXIF).
 
     Only JPEG/HEIC files are read (the formats that carry depth; a raw file would be
-    developed again for nothing), and only when their size matches the layer's.
+    developed again for nothing), only when their size matches the layer's, and (given
+    the layer's pixels) only when the layer still shows the file's pixels
+    (:func:`same_picture`): an edited layer must not get the file's depth, nor its stored
+    unblurred original in place of the edit.
     """
     src = req.get("source_file")
     if not src or not os.path.isfile(src) or not src.lower().endswith(EMBEDDED_DEPTH_TYPES):
@@ -129,6 +161,8 @@ def _photo_for(req: dict, shape):
     except Exception:                       # the file may have changed or be unreadable: not needed
         return None
     if tuple(photo.linear.shape[:2]) != tuple(shape[:2]):
+        return None
+    if layer is not None and not same_picture(layer, photo.linear):
         return None
     return photo
 
@@ -245,7 +279,7 @@ def handle(folder: str, *, progress=None) -> dict:
         raise RequestError(f"outputs: {outputs!r}; expected a list of {', '.join(OUTPUTS)}")
     settings = _settings(req)
     device = str(req.get("device") or "auto")
-    photo = _photo_for(req, (H, W)) if "depth" not in aux else None
+    photo = _photo_for(req, (H, W), colour) if "depth" not in aux else None
     camera = getattr(photo, "camera", None)
     if camera is None and req.get("metadata"):
         camera = camera_from_gimp_metadata(str(req["metadata"]), (H, W))

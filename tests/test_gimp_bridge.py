@@ -381,3 +381,60 @@ def test_flatpak_runs_the_worker_on_the_host(monkeypatch, tmp_path):
         "flatpak-spawn", "--host", "--watch-bus", "/home/u/venv/bin/python", "-m",
         "refocus.plugin_gimp.worker", "/x"]
     assert bridge.worker_command("/p", "/x") == ["/p", "-m", "refocus.plugin_gimp.worker", "/x"]
+
+
+def test_same_picture_tells_an_edited_layer_from_the_file(rng):
+    from refocus.plugin_gimp.worker import same_picture
+    photo = rng.random((300, 400, 3)).astype(np.float32) ** 2
+    assert same_picture(photo, photo)
+    assert same_picture(photo * 1.001, photo)                      # rounding of an 8/16-bit trip
+    edited = photo.copy()
+    edited[100:130, 200:240] = 1.0                                 # 1 % of the picture painted over
+    assert not same_picture(edited, photo)
+    assert not same_picture(photo[:, ::-1], photo)                 # flipped
+    assert not same_picture(photo * 0.8, photo)                    # curves / exposure changed
+    assert not same_picture(photo[:200], photo)                    # another size
+    grey = photo.mean(axis=2)
+    assert same_picture(grey, np.repeat(grey[..., None], 3, 2))    # grey layer, grey photo in RGB
+
+
+def test_an_edited_layer_does_not_get_the_files_embedded_depth(folder):
+    """Same size as the file it came from, but painted over: the file's depth (and its
+    stored original) would not match the layer, so it is not used."""
+    from refocus.depth.embedded import read_embedded_depth
+    from refocus.io import read_photo
+    files = sorted(EMBEDDED.glob("*.jpg")) if EMBEDDED.is_dir() else []
+    src = next((f for f in files if read_embedded_depth(f) is not None), None)
+    if src is None:
+        pytest.skip(f"no JPEG with embedded depth in {EMBEDDED}")
+    img = read_photo(src).linear[:, :, :3].astype(np.float32).copy()
+    H, W = img.shape[:2]
+    img[H // 4:H // 2, W // 4:W // 2] = 0.0                        # a black rectangle painted in
+    req = {"mode": "depth", "settings": {"depth": "embedded"}, "source_file": str(src)}
+    bridge.write_request(folder, req, {"image": (img.tobytes(), img.shape)})
+    with pytest.raises(bridge.BridgeError, match="(?i)embedded"):
+        bridge.run_worker(folder, PY, timeout=120)
+
+
+def test_a_core_that_is_found_but_fails_to_import_falls_back_to_the_worker(monkeypatch):
+    """find_spec finds refocus, but its import fails (a broken numpy, say): auto mode runs
+    the worker; forced in-process reports the import problem."""
+    monkeypatch.delenv("REFOCUS_GIMP_MODE", raising=False)
+    calls = []
+    monkeypatch.setattr(bridge, "core_importable", lambda: True)
+    monkeypatch.setattr(bridge, "inprocess_problem", lambda: "ImportError: numpy is broken")
+    monkeypatch.setattr(bridge, "run_inprocess", lambda folder, progress=None: calls.append("inprocess"))
+    monkeypatch.setattr(bridge, "run_worker", lambda folder, python, timeout, progress=None:
+                        calls.append(("worker", python)) or {"ok": True})
+    assert bridge.run("/nonexistent", {"python": "/opt/py/bin/python"}) == {"ok": True}
+    assert calls == [("worker", "/opt/py/bin/python")]
+    with pytest.raises(bridge.BridgeError, match="numpy is broken"):
+        bridge.run("/nonexistent", {"mode": "inprocess", "python": "/opt/py/bin/python"})
+    assert calls == [("worker", "/opt/py/bin/python")]
+    monkeypatch.setattr(bridge, "inprocess_problem", lambda: None)   # imports fine: in-process
+    bridge.run("/nonexistent", {"python": "/opt/py/bin/python"})
+    assert calls[-1] == "inprocess"
+
+
+def test_inprocess_problem_is_none_where_refocus_imports():
+    assert bridge.inprocess_problem() is None                     # this interpreter runs refocus
