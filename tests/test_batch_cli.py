@@ -375,3 +375,41 @@ def test_import_refocus_stays_light():
             "print(sorted(m for m in ('refocus.batch.runner', 'refocus.batch', 'numpy', 'tqdm') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
+
+
+def test_real_processes_with_two_workers_over_the_mixed_folder(tmp_path):
+    """The command as users run it (a real process, a pool of 2 workers) over RAW, JPEG, TIFF,
+    PNG, a truncated JPEG, a text file and nested folders; then a second run."""
+    import sys
+    inp, out, rep = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
+    build_folder(inp)
+    before = _snapshot(inp)
+    cmd = [sys.executable, "-m", "refocus.cli", "batch", str(inp), "-o", str(out), "-r", "--jobs", "2",
+           "--format", "jpg,depth", "--preset", "portrait", "--report", str(rep)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    said = p.stdout + p.stderr                               # summary on stdout, progress on stderr
+    assert p.returncode == 1, said                           # the truncated JPEG failed
+    assert "5 done, 0 skipped (already done), 1 failed, 1 not images (skipped)" in said
+    assert "historic/broken.jpg" in said and "truncated JPEG" in said and "Traceback" not in said
+    report = json.loads(rep.read_text())
+    by = {f["rel"]: f for f in report["files"]}
+    assert report["jobs"] == 2 and by["historic/broken.jpg"]["status"] == "failed"
+    pids = {by[rel]["pid"] for rel in BASES}
+    assert len(pids) == 2 and os.getpid() not in pids       # both workers rendered photos
+    for rel, base in BASES.items():
+        assert by[rel]["status"] == "done", by[rel]
+        paths = _outputs(out / base)
+        with Image.open(paths["jpg"]) as im:
+            assert im.format == "JPEG"
+            size = im.size
+        with Image.open(paths["depth"]) as im:
+            assert im.size == size
+    written = set(_mtimes(out))
+    assert written == {q.relative_to(out).as_posix() for base in BASES.values()
+                       for k, q in _outputs(out / base).items() if k in ("jpg", "depth")}
+    assert _snapshot(inp) == before
+    mtimes = _mtimes(out)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    said = p.stdout + p.stderr
+    assert p.returncode == 1 and "0 done, 5 skipped (already done), 1 failed" in said, said
+    assert _mtimes(out) == mtimes
