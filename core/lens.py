@@ -332,7 +332,6 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
         return out[..., 0].reshape(squeeze) if squeeze else out
 
     lens = runtime.graph_session("lens_blur", device)
-    up = runtime.graph_session("guided_upsample", device)
     info.device = runtime.choose(device)[1]
     R = int(lens.get_modelmeta().custom_metadata_map.get("radius_slots", -1))
     if R != RADIUS_SLOTS:
@@ -366,7 +365,12 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     # low-resolution fields of the guided upsampling (see onnx_models/guided_upsample.py)
     hwc = lambda x: x[0].transpose(1, 2, 0)                                     # (h, w, c) views
     F, T, B, BF = hwc(front[:, :3]), 1.0 - hwc(front[:, 3:4]), hwc(back), hwc(backf)
-    fields = {"blur": F + T * B, "blur_front": T * (BF - B), "front": F, "transmit": T}
+    has_front = bool(occupied[R + 1:].any())
+    if has_front:
+        fields = {"blur": F + T * B, "blur_front": T * (BF - B), "front": F, "transmit": T}
+    else:                      # nothing in front of the focal plane: F = 0, T = 1 (3 fields fewer)
+        fields = {"blur": B}
+    up = runtime.graph_session("guided_upsample" if has_front else "guided_upsample_behind", device)
     fields = {k: np.ascontiguousarray(v, np.float32) for k, v in fields.items()}
     del back, backf, front
     # guided upsampling, in strips of full rows (bounded memory); strips start on block rows

@@ -21,7 +21,8 @@ GRAPH_DIR = Path(__file__).resolve().parent / "graphs"
 # the builders, which import onnx) so the runtime can check versions without onnx installed.
 GRAPH_VERSIONS = {
     "lens_blur": "1.1.0",
-    "guided_upsample": "2.0.0",
+    "guided_upsample": "2.1.0",
+    "guided_upsample_behind": "2.1.0",
 }
 MANIFEST = GRAPH_DIR / "manifest.json"
 
@@ -32,8 +33,8 @@ def kernel_input_name(slot: int) -> str:
 
 
 def builders():
-    from . import guided_upsample, lens_blur
-    return {m.NAME: m for m in (lens_blur, guided_upsample)}
+    from . import guided_upsample, guided_upsample_behind, lens_blur
+    return {m.NAME: m for m in (lens_blur, guided_upsample, guided_upsample_behind)}
 
 
 def graph_path(name: str) -> Path:

@@ -13,7 +13,7 @@ upsampled on its own (bilinear, half-pixel centres; no channel slicing at full s
 
 and the result is::
 
-    out = up(A) + m * (up(F) + up(T) * image - up(A)) + f * up(D)
+    out = m * (up(F) + up(T) * image) + (1 - m) * up(A) + f * up(D)
 
 ``back`` is the blurred scene behind the focal plane and ``backf`` that scene with the
 in-focus layer's disocclusion fill over it (what lies under a foreground object).  So
@@ -40,26 +40,35 @@ VERSION = GRAPH_VERSIONS[NAME]
 FIELDS = (("blur", 3), ("blur_front", 3), ("front", 3), ("transmit", 1))   # low-res inputs, channels
 
 
-def build():
-    g = GraphBuilder(NAME)
+def build(front: bool = True, name: str = NAME, version: str = VERSION):
+    """The graph; ``front=False`` builds ``guided_upsample_behind``: the same upsampling when
+    nothing lies in front of the focal plane (``F = 0``, ``T = 1``, ``f = 0``, so
+    ``out = m * image + (1 - m) * up(A)``), the common case of focus on the nearest subject,
+    with 3 upsampled channels instead of 10."""
+    g = GraphBuilder(name)
     image = g.input("image", [1, "H", "W", 3])          # channels last: no transposes at full size
     rho = g.input("rho", [1, "H", "W", 1])
-    low = {name: g.input(name, [1, "h", "w", c]) for name, c in FIELDS}
+    fields = FIELDS if front else FIELDS[:1]
+    low = {n: g.input(n, [1, "h", "w", c]) for n, c in fields}
     upsize = g.input("upsize", [2], TensorProto.INT64)
     crop = g.input("crop", [2], TensorProto.INT64)
     hw = g.op("Slice", [g.op("Shape", [image]), g.i64(1), g.i64(3), g.i64(0)])
 
-    def up(name, c):
+    def up(n, c):
         sizes = g.op("Concat", [g.i64(1), upsize, g.i64(c)], axis=0)
-        u = g.op("Resize", [low[name], "", "", sizes], mode="linear",
+        u = g.op("Resize", [low[n], "", "", sizes], mode="linear",
                  coordinate_transformation_mode="half_pixel")
         return g.op("Slice", [u, crop, g.add(crop, hw), g.i64(1, 2)])
 
-    u = {name: up(name, c) for name, c in FIELDS}
-    is_front = g.op("Cast", [g.op("GreaterOrEqual", [rho, g.const(1.0)])], to=TensorProto.FLOAT)
-    m = g.sub(g.clip01(g.add(rho, g.const(1.0))), is_front)       # 0 in front of the focus
-    sharp = g.add(u["front"], g.mul(u["transmit"], image))
-    out = g.add(u["blur"], g.mul(m, g.sub(sharp, u["blur"])))
-    out = g.add(out, g.mul(is_front, u["blur_front"]))
+    u = {n: up(n, c) for n, c in fields}
+    if front:
+        is_front = g.op("Cast", [g.op("GreaterOrEqual", [rho, g.const(1.0)])], to=TensorProto.FLOAT)
+        m = g.sub(g.clip01(g.add(rho, g.const(1.0))), is_front)       # 0 in front of the focus
+        sharp = g.add(u["front"], g.mul(u["transmit"], image))
+    else:
+        m, sharp = g.clip01(g.add(rho, g.const(1.0))), image
+    out = g.add(g.mul(m, sharp), g.mul(g.one_minus(m), u["blur"]))   # m = 1: exactly `sharp`
+    if front:
+        out = g.add(out, g.mul(is_front, u["blur_front"]))
     g.output(g.clip01(out), "linear", [1, "H", "W", 3])
-    return g.model(VERSION, __doc__.split("\n\n")[0])
+    return g.model(version, __doc__.split("\n\n")[0] if front else build.__doc__.split("\n")[0])

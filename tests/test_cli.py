@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import refocus
+from refocus import onnx_models
 from refocus.cli import main
 
 HEAVY = ("onnxruntime", "numpy", "cv2", "PIL", "tifffile", "onnx")
@@ -77,7 +78,7 @@ def test_info_prints_provider_and_onnxruntime_version():
     assert "CPUExecutionProvider" in out
     assert f"onnxruntime {onnxruntime.__version__}" in out
     assert f"refocus {refocus.__version__}" in out
-    assert out.count(": ok (") == 2 and "PROBLEM" not in out    # both graphs load
+    assert out.count(": ok (") == len(onnx_models.GRAPH_VERSIONS) == 3 and "PROBLEM" not in out   # every graph loads
 
 
 def test_info_reports_a_stale_graph(monkeypatch):

@@ -85,11 +85,12 @@ def test_graph_session_refuses_a_wrong_version(monkeypatch, name):
     with pytest.raises(ModelError, match=r"python -m refocus\.onnx_models") as e:
         runtime.graph_session(name, "cpu")
     assert "99.0.0" in str(e.value) and name in str(e.value)
-    # the renderer refuses too
+    # the renderer refuses too (in a scene that needs this graph: the full upsampling only
+    # when something lies in front of the focal plane)
     img = np.full((8, 8, 3), 0.5, np.float32)
-    d = np.zeros((8, 8), np.float32)
+    d = np.full((8, 8), 1.0 if name == "guided_upsample" else 0.0, np.float32)
     with pytest.raises(ModelError, match=r"python -m refocus\.onnx_models"):
-        refocus.render_linear(img, d, 1.0, 4.0, device="cpu")
+        refocus.render_linear(img, d, 1.0 - d[0, 0], 4.0, device="cpu")
 
 
 def test_graph_session_refuses_a_missing_graph(monkeypatch, tmp_path):
@@ -279,8 +280,24 @@ def test_guided_upsample_against_numpy_reference(rng):
     A, D, F, T = (up(x) for x in fields)
     f = (rho_full >= 1)[..., None].astype(np.float32)
     m = np.clip(rho_full + 1, 0, 1)[..., None] - f
-    ref = np.clip(A + m * (F + T * image_full - A) + f * D, 0, 1)
+    ref = np.clip(m * (F + T * image_full) + (1 - m) * A + f * D, 0, 1)
     y0, y1 = 4, 13                                          # a strip inside the chunk
     out = sess.run(["linear"], _up_feeds(image_full[None, y0:y1], rho_full[None, y0:y1, :, None],
                                          *(x[None] for x in fields), upsize=(H, W), crop=(y0, 0)))[0]
     np.testing.assert_allclose(out[0], ref[y0:y1], atol=2e-6)
+
+
+def test_guided_upsample_behind_equals_the_full_graph_with_nothing_in_front(rng):
+    full = runtime.graph_session("guided_upsample", "cpu")
+    behind = runtime.graph_session("guided_upsample_behind", "cpu")
+    s, h, w = 4, 5, 6
+    H, W = h * s, w * s
+    image = rng.random((1, H, W, 3)).astype(np.float32)
+    rho = rng.uniform(-3.0, 0.49, (1, H, W, 1)).astype(np.float32)   # nothing in front of the focus
+    blur = rng.random((1, h, w, 3)).astype(np.float32)
+    feeds = _up_feeds(image, rho, blur, rng.random((1, h, w, 3)).astype(np.float32),
+                      np.zeros((1, h, w, 3), np.float32), np.ones((1, h, w, 1), np.float32))
+    ref = full.run(["linear"], feeds)[0]
+    small = {k: feeds[k] for k in ("image", "rho", "blur", "upsize", "crop")}
+    np.testing.assert_allclose(behind.run(["linear"], small)[0], ref, atol=1e-6)
+    assert {i.name for i in behind.get_inputs()} == set(small)

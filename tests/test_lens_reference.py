@@ -515,3 +515,21 @@ def test_banded_slicing_with_sparse_boost_equals_slicing_the_boosted_padded_imag
     banded = lens.split_slices(img, rho_p, s, boost=found, band_blocks=2)
     np.testing.assert_array_equal(banded, whole)
     assert banded[:, :3].max() > 1.5                      # the boost is in the slots
+
+
+def test_the_short_upsampling_graph_is_used_only_when_nothing_is_in_front(monkeypatch, rng):
+    """Focus on the nearest object: nothing in front, the 3-channel graph (equal to the full
+    one there: test_graphs); focus far: the full graph, whose front layer is needed."""
+    from refocus import runtime
+    H, W = 60, 80
+    img = rng.random((H, W, 3)).astype(np.float32)
+    d = np.where((np.arange(W)[None, :] - 40) ** 2 + (np.arange(H)[:, None] - 30) ** 2 < 300, 0.9, 0.3)
+    used = []
+    real = runtime.graph_session
+    monkeypatch.setattr(runtime, "graph_session",
+                        lambda name, device="auto": used.append(name) or real(name, device))
+    near = render(img, d, 0.9, 30.0)
+    assert used[-1] == "guided_upsample_behind"
+    np.testing.assert_array_equal(near[d > 0.5][:5], img[d > 0.5][:5])   # the sharp subject kept
+    render(img, d, 0.3, 30.0)
+    assert used[-1] == "guided_upsample"
