@@ -44,6 +44,9 @@ def main():
               help="Shape of the bokeh.")
 @click.option("--blades", type=int, default=6, show_default=True, help="Number of blades of a polygon aperture.")
 @click.option("--rotation", type=float, default=0.0, show_default=True, help="Rotation of the polygon, degrees.")
+@click.option("--soft-depth", is_flag=True, default=False,
+              help="Render the depth map's soft edges as they are (by default a blurred step, as "
+                   "depth models give, is made hard at its middle; exact maps are unchanged).")
 @click.option("--highlight-gain", type=float, default=None,
               help="Energy given back to clipped light sources (1 = off; default 6).")
 @click.option("--bits", type=click.Choice(["8", "16"]), default=None,
@@ -61,7 +64,7 @@ def main():
 @click.option("-v", "--verbose", is_flag=True, help="Print what was done and the timings.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def render(input, output, depth, model, depth_kind, focus_disparity, K, aperture, blades, rotation,
-           highlight_gain, bits, quality, device, layers, overwrite, depth_out, gdepth, to_srgb, verbose, debug):
+           soft_depth, highlight_gain, bits, quality, device, layers, overwrite, depth_out, gdepth, to_srgb, verbose, debug):
     """Render INPUT as a lens focused at --focus-disparity would have captured it."""
     from .errors import RefocusError
     from .highlights import DEFAULT_GAIN
@@ -72,7 +75,7 @@ def render(input, output, depth, model, depth_kind, focus_disparity, K, aperture
                            highlight_gain=DEFAULT_GAIN if highlight_gain is None else highlight_gain,
                            depth_kind=depth_kind, device=device, bits=int(bits) if bits else None,
                            quality=quality, layers=layers, overwrite=overwrite, depth_out=depth_out,
-                           gdepth=gdepth, to_srgb=to_srgb, model=model)
+                           gdepth=gdepth, to_srgb=to_srgb, model=model, soft_depth=soft_depth)
     except RefocusError as e:
         _fail(e, debug)
     if verbose:
@@ -81,7 +84,7 @@ def render(input, output, depth, model, depth_kind, focus_disparity, K, aperture
             click.echo(f"depth: {info.depth_source}", err=True)
         click.echo(f"{output}: max CoC {info.max_coc:.1f} px, working scale 1/{info.scale} "
                    f"({info.working_size[0]}x{info.working_size[1]}), {info.highlight_pixels} highlight px, "
-                   f"device {info.device}", err=True)
+                   f"{info.hardened_pixels} soft depth-edge px made hard, device {info.device}", err=True)
         click.echo("timings: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in t.items()), err=True)
 
 

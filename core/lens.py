@@ -49,6 +49,8 @@ class RenderInfo:
     max_coc: float = 0.0
     working_size: tuple = (0, 0)
     highlight_pixels: int = 0
+    hardened_pixels: int = 0     # soft depth-edge pixels moved to a level (depth/edges.py)
+    disparity: object = None     # the map rendered, when hardening changed it (else None)
     device: str = "cpu"
     depth_source: str = ""
     timings: dict = field(default_factory=dict)
@@ -286,7 +288,7 @@ def _kernels(R: int, shape: str, blades: int, rotation: float, radii=None, occup
 def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: float, K: float, *,
                   aperture: str = "circle", blades: int = 6, rotation: float = 0.0,
                   highlight_gain: float = _highlights.DEFAULT_GAIN, device: str = "auto",
-                  info: RenderInfo | None = None) -> np.ndarray:
+                  harden_edges: bool = True, info: RenderInfo | None = None) -> np.ndarray:
     """Render shallow depth of field.
 
     Parameters
@@ -299,6 +301,9 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
         blades turned by `rotation` degrees.
     highlight_gain : radiance given back to clipped light sources (1 = off).
     device : ``auto``, ``cpu``, ``cuda``, ``directml`` or ``coreml``.
+    harden_edges : blurred steps of the map (as depth models and filtered maps have) are
+        made hard at their middle first (:func:`refocus.depth.edges.harden_soft_edges`);
+        exact maps are unchanged.  False renders the map's in-between values as they are.
     info : optional :class:`RenderInfo` filled with what was done.
 
     Returns
@@ -323,6 +328,11 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
         squeeze = image.shape
         image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
     image = np.ascontiguousarray(image, dtype=np.float32)
+    if harden_edges:
+        from .depth.edges import harden_soft_edges
+        disparity, info.hardened_pixels = harden_soft_edges(disparity)
+        if info.hardened_pixels:
+            info.disparity = disparity
     H, W = disparity.shape
     coc = (np.float32(K) * (disparity.astype(np.float32) - np.float32(focus_disparity)))
     max_coc = float(np.abs(coc).max())

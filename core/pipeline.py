@@ -114,6 +114,11 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
             img = original
             notes.append("started from the unblurred original stored in the file")
     notes.append(f"depth: {depth_source}")
+    if not depth_source.startswith("fallback"):    # the offline default's soft edges are mattes
+        from .depth.edges import harden_soft_edges
+        disp, n_hard = harden_soft_edges(disp)
+        if n_hard:
+            notes.append(f"depth: {n_hard} pixels of soft depth edges moved to the nearer level")
     t1 = time.perf_counter()
     progress("focus", 0.0)
     focus = choose_focus(img, disp, settings, subject_mask=subject_mask, faces=xmp_faces)
@@ -137,7 +142,8 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
     info = RenderInfo(depth_source=depth_source)
     out = render_linear(img, eff, d_f, K, aperture=settings.shape, blades=settings.blades,
                         rotation=settings.rotation, highlight_gain=settings.highlight_gain,
-                        device=device, info=info)
+                        device=device, harden_edges=False, info=info)   # hardened above, before the
+                                                                        # sharp zone and the mask
     coc = (np.float32(K) * (eff - np.float32(d_f))).astype(np.float32)
     t3 = time.perf_counter()
     progress("finish", 0.0)

@@ -17,7 +17,7 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
                 quality: int = 95, info: RenderInfo | None = None, layers: bool = False,
                 overwrite: bool = False, depth_out=None, gdepth: bool = False, to_srgb: bool = False,
                 preset: str | None = None, subject_mask: np.ndarray | None = None,
-                model=None) -> RenderInfo:
+                model=None, soft_depth: bool = False) -> RenderInfo:
     """Render `input` with a disparity map and write `output`.
 
     ``depth``: a disparity map file, or ``"auto"`` (or None) to estimate it
@@ -69,8 +69,13 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
         disp = imageio.read_depth(depth, photo.linear.shape[:2], kind=depth_kind)
         depth_name = Path(depth).name
     t1 = time.perf_counter()
+    # the offline default's soft edges are mattes made on purpose: kept as they are
+    harden = not soft_depth and not (auto_depth and res.source == "fallback")
     out = render_linear(linear, disp, focus_disparity, K, aperture=aperture, blades=blades,
-                        rotation=rotation, highlight_gain=highlight_gain, device=device, info=info)
+                        rotation=rotation, highlight_gain=highlight_gain, device=device,
+                        harden_edges=harden, info=info)
+    if info.disparity is not None:
+        disp = info.disparity
     t2 = time.perf_counter()
     record = {"preset": preset, "focus_disparity": float(focus_disparity), "blur": float(K),
               "aperture": aperture if aperture != "polygon" else f"polygon-{blades}",
