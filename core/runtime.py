@@ -64,7 +64,32 @@ def choose(device: str = "auto") -> tuple[list[str], str]:
     return [PROVIDER_OF["cpu"]], "cpu"
 
 
+_malloc_tuned = False
+
+
+def _keep_freed_memory() -> None:
+    """glibc only, once per process: keep freed memory for reuse instead of giving it back.
+
+    Without onnxruntime's arena every strip's intermediates are freed; glibc would trim them
+    from the heap and the next strip would fault fresh pages in again (on the project's VM
+    about 2 ms per MB).  No trimming, and blocks up to 32 MB from the heap: 12 MP render
+    2.4 -> 2.2 s median, peak memory unchanged within 3 %.  Harmless elsewhere (skipped).
+    """
+    global _malloc_tuned
+    if _malloc_tuned or not sys.platform.startswith("linux"):
+        return
+    _malloc_tuned = True
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-1, 1 << 30)          # M_TRIM_THRESHOLD: 1 GB
+        libc.mallopt(-3, 32 << 20)         # M_MMAP_THRESHOLD: 32 MB (glibc's largest)
+    except (OSError, AttributeError):      # not glibc (musl, ...): nothing to tune
+        pass
+
+
 def _session_options():
+    _keep_freed_memory()
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
