@@ -63,7 +63,7 @@ def _candidates(d: np.ndarray, r: int, f: int, steep_thr: float) -> np.ndarray:
     gy = cv2.Sobel(d, cv2.CV_32F, 0, 1, ksize=3)
     steep = cv2.magnitude(gx, gy) > 8.0 * steep_thr         # Sobel is 8x the slope per pixel
     if not steep.any():
-        return np.zeros(d.shape, bool), None, None
+        return np.zeros(d.shape, bool), None
     hi, lo = _levels(d, r, f)
     span = hi - lo
     t = (d - lo) / np.maximum(span, 1e-6)
@@ -73,7 +73,7 @@ def _candidates(d: np.ndarray, r: int, f: int, steep_thr: float) -> np.ndarray:
     share = cv2.boxFilter(steep.astype(np.float32), -1, (w, w), borderType=cv2.BORDER_REPLICATE)
     sel = (steep & (t > IN_BETWEEN) & (t < 1.0 - IN_BETWEEN) & (span > MIN_SPAN)
            & (step < MAX_STEP * span) & (share < MAX_STEEP_SHARE))
-    return sel, (t, hi, lo), steep
+    return sel, (t, hi, lo)
 
 
 def harden_soft_edges(disparity: np.ndarray) -> tuple[np.ndarray, int]:
@@ -94,10 +94,10 @@ def harden_soft_edges(disparity: np.ndarray) -> tuple[np.ndarray, int]:
     steep_thr = STEEP / max(H, W)
     if f > 1:
         small = np.ascontiguousarray(d[::f, ::f])
-        sel, _, _ = _candidates(small, max(2, int(round(r / f))), 1, STEEP / max(small.shape))
+        sel, _ = _candidates(small, max(2, int(round(r / f))), 1, STEEP / max(small.shape))
         if not sel.any():
             return disparity, 0
-    sel, levels, _ = _candidates(d, r, f, steep_thr)
+    sel, levels = _candidates(d, r, f, steep_thr)
     n = int(sel.sum())
     if n == 0:
         return disparity, 0
