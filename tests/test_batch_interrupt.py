@@ -30,7 +30,9 @@ def _folder(root: Path) -> list[str]:
     for i in range(N):
         with Image.open(DATA / SOURCES[i % len(SOURCES)]) as im:
             im = im.convert("RGB").rotate(7 * i)
-            im.thumbnail((160, 160))
+            # the first two are small (a first output comes soon), the rest large enough that
+            # the run is still going when the test acts on it, even on a fast machine
+            im.thumbnail((160, 160) if i < 2 else (480, 480))
             name = f"p{i}.jpg"
             im.save(root / name, quality=90)
             names.append(name)
@@ -48,6 +50,7 @@ def _wait_for_first_output(p: subprocess.Popen, out: Path, timeout: float = 90):
     t0 = time.time()
     while time.time() - t0 < timeout:
         if out.is_dir() and any(out.glob("p*.depth.png")):
+            assert p.poll() is None, "the run ended before the test could act on it"
             return
         assert p.poll() is None, p.communicate()
         time.sleep(0.05)
