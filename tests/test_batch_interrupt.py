@@ -43,7 +43,16 @@ def _start(inp: Path, out: Path, jobs: int, mark: str, *extra) -> subprocess.Pop
     env = dict(os.environ, REFOCUS_TEST_MARK=mark, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "refocus.cli", "batch", str(inp), "-o", str(out),
                              "--jobs", str(jobs), "--format", "jpg,depth", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_as_from_a_terminal)
+
+
+def _as_from_a_terminal():
+    """Ctrl-C and Ctrl-\\ at their defaults in the run, as a terminal starts it: a test run that
+    was itself started in the background (``pytest &``) has them ignored, and a child would
+    inherit that (a program must keep an ignored SIGINT ignored, so refocus does)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def _wait_for_first_output(p: subprocess.Popen, out: Path, timeout: float = 90):
@@ -55,6 +64,15 @@ def _wait_for_first_output(p: subprocess.Popen, out: Path, timeout: float = 90):
         assert p.poll() is None, p.communicate()
         time.sleep(0.05)
     pytest.fail("no output appeared")
+
+
+def _signal_masks(pid: int) -> str:
+    """The SigBlk/SigIgn/SigCgt lines of /proc/PID/status (SIGINT is bit 1): says why a signal had no effect."""
+    try:
+        return " ".join(l for l in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if l.startswith(("SigBlk", "SigIgn", "SigCgt")))
+    except OSError as e:
+        return str(e)
 
 
 def _marked_processes(mark: str) -> list[int]:
@@ -87,9 +105,10 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
     out, mark = tmp_path / "out", uuid.uuid4().hex
     p = _start(tmp_path / "in", out, 2, mark, "--report", str(tmp_path / "r.json"))
     _wait_for_first_output(p, out)
+    masks = _signal_masks(p.pid)
     p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=60)
-    assert p.returncode == 130, stderr
+    assert p.returncode == 130, f"{stderr}\nrun's signal masks when SIGINT was sent: {masks}"
     assert "Traceback" not in stderr + stdout and "KeyboardInterrupt" not in stderr
     assert "interrupted" in stderr and "run again to resume" in stderr
     time.sleep(0.5)
