@@ -44,9 +44,11 @@ def main():
               help="Shape of the bokeh.")
 @click.option("--blades", type=int, default=6, show_default=True, help="Number of blades of a polygon aperture.")
 @click.option("--rotation", type=float, default=0.0, show_default=True, help="Rotation of the polygon, degrees.")
-@click.option("--soft-depth", is_flag=True, default=False,
-              help="Render the depth map's soft edges as they are (by default a blurred step, as "
-                   "depth models give, is made hard at its middle; exact maps are unchanged).")
+@click.option("--depth-as-is", "--soft-depth", "soft_depth", is_flag=True, default=False,
+              help="Render the depth map exactly as given.  By default its depth edges are cleaned "
+                   "up first: a blurred step (as depth models give) is made hard at its middle, and "
+                   "a step a few pixels off the photo's outline is moved onto it; exact maps are "
+                   "unchanged.  (--soft-depth: the same.)")
 @click.option("--highlight-gain", type=float, default=None,
               help="Energy given back to clipped light sources (1 = off; default 6).")
 @click.option("--bits", type=click.Choice(["8", "16"]), default=None,
@@ -84,7 +86,8 @@ def render(input, output, depth, model, depth_kind, focus_disparity, K, aperture
             click.echo(f"depth: {info.depth_source}", err=True)
         click.echo(f"{output}: max CoC {info.max_coc:.1f} px, working scale 1/{info.scale} "
                    f"({info.working_size[0]}x{info.working_size[1]}), {info.highlight_pixels} highlight px, "
-                   f"{info.hardened_pixels} soft depth-edge px made hard, device {info.device}", err=True)
+                   f"{info.hardened_pixels} soft depth-edge px made hard, {info.aligned_pixels} px moved onto "
+                   f"outlines, device {info.device}", err=True)
         click.echo("timings: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in t.items()), err=True)
 
 

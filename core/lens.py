@@ -50,7 +50,8 @@ class RenderInfo:
     working_size: tuple = (0, 0)
     highlight_pixels: int = 0
     hardened_pixels: int = 0     # soft depth-edge pixels moved to a level (depth/edges.py)
-    disparity: object = None     # the map rendered, when hardening changed it (else None)
+    aligned_pixels: int = 0      # pixels that changed side when steps moved onto outlines (depth/align.py)
+    disparity: object = None     # the map rendered, when the clean-up changed it (else None)
     device: str = "cpu"
     depth_source: str = ""
     timings: dict = field(default_factory=dict)
@@ -301,9 +302,11 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
         blades turned by `rotation` degrees.
     highlight_gain : radiance given back to clipped light sources (1 = off).
     device : ``auto``, ``cpu``, ``cuda``, ``directml`` or ``coreml``.
-    harden_edges : blurred steps of the map (as depth models and filtered maps have) are
-        made hard at their middle first (:func:`refocus.depth.edges.harden_soft_edges`);
-        exact maps are unchanged.  False renders the map's in-between values as they are.
+    harden_edges : clean up the map's depth edges first
+        (:func:`refocus.depth.edges.clean_depth_edges`): blurred steps (as depth models and
+        filtered maps have) are made hard at their middle, and steps a few pixels off the
+        photo's outlines are moved onto them; exact maps are unchanged.  False renders the
+        map as it is.
     info : optional :class:`RenderInfo` filled with what was done.
 
     Returns
@@ -329,10 +332,11 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
         image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
     image = np.ascontiguousarray(image, dtype=np.float32)
     if harden_edges:
-        from .depth.edges import harden_soft_edges
-        disparity, info.hardened_pixels = harden_soft_edges(disparity)
-        if info.hardened_pixels:
+        from .depth.edges import clean_depth_edges
+        disparity, info.hardened_pixels, info.aligned_pixels = clean_depth_edges(disparity, image)
+        if info.hardened_pixels or info.aligned_pixels:
             info.disparity = disparity
+    te = time.perf_counter()
     H, W = disparity.shape
     coc = (np.float32(K) * (disparity.astype(np.float32) - np.float32(focus_disparity)))
     max_coc = float(np.abs(coc).max())
@@ -399,7 +403,7 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
         })
         out[y0:y1] = up.run(["linear"], feeds)[0][0]
     t5 = time.perf_counter()
-    info.timings.update({"prepare": t1 - t0, "highlights": t2 - t1, "slices": t3 - t2,
+    info.timings.update({"edges": te - t0, "prepare": t1 - te, "highlights": t2 - t1, "slices": t3 - t2,
                          "lens_graph": t4 - t3, "upsample_graph": t5 - t4})
     if squeeze:
         out = out.mean(axis=2).reshape(squeeze)

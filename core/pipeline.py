@@ -115,10 +115,12 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
             notes.append("started from the unblurred original stored in the file")
     notes.append(f"depth: {depth_source}")
     if not depth_source.startswith("fallback"):    # the offline default's soft edges are mattes
-        from .depth.edges import harden_soft_edges
-        disp, n_hard = harden_soft_edges(disp)
+        from .depth.edges import clean_depth_edges
+        disp, n_hard, n_moved = clean_depth_edges(disp, img)
         if n_hard:
             notes.append(f"depth: {n_hard} pixels of soft depth edges moved to the nearer level")
+        if n_moved:
+            notes.append(f"depth: {n_moved} pixels moved to the other side of a depth edge, onto the photo's outlines")
     t1 = time.perf_counter()
     progress("focus", 0.0)
     focus = choose_focus(img, disp, settings, subject_mask=subject_mask, faces=xmp_faces)

@@ -105,3 +105,18 @@ def harden_soft_edges(disparity: np.ndarray) -> tuple[np.ndarray, int]:
     out = d.copy()
     out[sel] = np.where(t[sel] >= 0.5, hi[sel], lo[sel])
     return out, n
+
+
+def clean_depth_edges(disparity: np.ndarray, linear: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
+    """Both clean-ups a map gets before rendering: soft steps made hard
+    (:func:`harden_soft_edges`), then, when the photo is given, steps moved onto the photo's
+    outlines (:func:`refocus.depth.align.align_depth_edges`).
+
+    Returns (map, pixels hardened, pixels moved); the same array when nothing changed.
+    """
+    d, n_hard = harden_soft_edges(disparity)
+    n_moved = 0
+    if linear is not None:
+        from .align import align_depth_edges
+        d, n_moved = align_depth_edges(d, linear)
+    return d, n_hard, n_moved
