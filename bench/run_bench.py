@@ -4,6 +4,7 @@ and score it with the benchmark's own score.py.
 
     python bench/run_bench.py [--scenes ../shared/bench/scenes] [--out bench/out]
                               [--variant disparity_dilate7] [--json results.json]
+                              [--extra=--depth-as-is]
 
 `--variant` renders with a corrupted disparity map (disparity_blur2, disparity_dilate7,
 disparity_erode7, ...) instead of disparity.png; the ground truth stays the same.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -30,6 +32,8 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", default="disparity", help="disparity map file stem to use")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--extra", default="", help="more options for every refocus render, one string "
+                    "(e.g. --extra=--depth-as-is)")
     args = ap.parse_args(argv)
     scenes = json.loads((args.scenes / "index.json").read_text())["scenes"]
     out_root = args.out / args.variant
@@ -48,7 +52,7 @@ def main(argv=None) -> int:
             cmd = [sys.executable, "-m", "refocus.cli", "render", str(sdir / "image.png"), "-o", str(dst),
                    "--depth", str(sdir / f"{args.variant}.png"),
                    "--focus-disparity", repr(float(cfg["focus_disparity"])), "--blur", repr(float(cfg["K"])),
-                   "--aperture", cfg.get("aperture", "circle"), "--overwrite"]
+                   "--aperture", cfg.get("aperture", "circle"), "--overwrite"] + shlex.split(args.extra)
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:
                 print(f"FAILED {scene}/{cfg_path.stem}: {p.stderr.strip()}", file=sys.stderr)
