@@ -29,8 +29,8 @@ at least one half, the rule exact maps follow), so the new step lies on the outl
 pixel.  Exact maps, hard steps on photo edges, slopes and smooth maps are returned as they
 are.
 
-Measured on the public benchmark (``bench/run_bench.py --variant``, PSNR over all 48
-configs): exact maps unchanged; see docs/renderer.md for the table of corrupted maps.
+Measured on the public benchmark (``bench/robustness.py``, PSNR over all 48 configs):
+exact maps unchanged; see docs/renderer.md for the table of corrupted maps.
 """
 from __future__ import annotations
 
@@ -87,14 +87,15 @@ def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out.reshape((rows * cols,) + img.shape[2:])[:n]
 
 
-def _shifts(d: np.ndarray, img: np.ndarray, scale: float):
+def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
     """Shift (px, + = the near side grows) for each near-side step pixel of `d`, or None.
 
-    `img`: (H, W, 3) float32 perceptual (sRGB-like) colour in [0, 1], same grid as `d`.
+    `steps`: :func:`_steps` of `d`; `img`: (H, W, 3) float32 perceptual (sRGB-like) colour
+    in [0, 1], same grid as `d`.
     """
     import cv2
     H, W = d.shape
-    En, _, lo, _ = _steps(d)
+    En, _, lo, _ = steps
     ys, xs = np.nonzero(En)
     n = len(ys)
     if n == 0:
@@ -206,11 +207,12 @@ def _shifts(d: np.ndarray, img: np.ndarray, scale: float):
     return ys, xs, sh.astype(np.float32)
 
 
-def _apply(d: np.ndarray, sh_at) -> np.ndarray:
-    """Move the steps of `d`: `sh_at(ys, xs)` gives the shift (px) at near-side step pixels."""
+def _apply(d: np.ndarray, steps, sh_at) -> np.ndarray:
+    """Move the steps of `d` (`steps`: :func:`_steps` of `d`): `sh_at(ys, xs)` gives the
+    shift (px) at near-side step pixels."""
     import cv2
     H, W = d.shape
-    En, Ef, lo, _ = _steps(d)
+    En, Ef, lo, _ = steps
     ys, xs = np.nonzero(En)
     sh = sh_at(ys, xs)
     reach = float(np.abs(sh).max()) + 1.0
@@ -245,7 +247,7 @@ def _settle(out: np.ndarray, before: np.ndarray, linear: np.ndarray, normal_at) 
     out = np.where(zone, cv2.medianBlur(out, 3), out)
     zone = cv2.dilate(moved, np.ones((5, 5), np.uint8)) > 0
     En, Ef, lo, hi = _steps(out)
-    res = out.copy()
+    res = out                                            # a new array (np.where); lo/hi read before
     for sel, near_side in ((En & zone, True), (Ef & zone, False)):
         ys, xs = np.nonzero(sel)
         if not len(ys):
@@ -287,10 +289,11 @@ def align_depth_edges(disparity: np.ndarray, linear: np.ndarray) -> tuple[np.nda
         img_w = cv2.resize(lin, (Ww, Hw), interpolation=cv2.INTER_AREA)
     else:
         Hw, Ww, d_w, img_w = H, W, d, lin
-    if not _steps(d_w)[0].any():
+    steps_w = _steps(d_w)
+    if not steps_w[0].any():
         return disparity, 0
     perceptual = np.sqrt(np.clip(img_w, 0.0, 1.0), dtype=np.float32)   # near sRGB; jumps read as seen
-    found = _shifts(d_w, perceptual, max(Hw, Ww) / 640.0)
+    found = _shifts(d_w, steps_w, perceptual, max(Hw, Ww) / 640.0)
     if found is None:
         return disparity, 0
     wy, wx, wsh = found
@@ -321,8 +324,8 @@ def align_depth_edges(disparity: np.ndarray, linear: np.ndarray) -> tuple[np.nda
             x, y = (xs + 0.5) * (Ww / W) - 0.5, (ys + 0.5) * (Hw / H) - 0.5
             return _unit(-_sample(gxw, x, y), -_sample(gyw, x, y))
     # the work at full size is done in the box around the steps that move
-    En = _steps(d)[0]
-    ys, xs = np.nonzero(En)
+    steps = steps_w if f == 1 else _steps(d)
+    ys, xs = np.nonzero(steps[0])
     sh = sh_at(ys, xs)
     mv = sh != 0
     if not mv.any():
@@ -331,7 +334,8 @@ def align_depth_edges(disparity: np.ndarray, linear: np.ndarray) -> tuple[np.nda
     y0, y1 = max(0, int(ys[mv].min()) - m), min(H, int(ys[mv].max()) + m + 1)
     x0, x1 = max(0, int(xs[mv].min()) - m), min(W, int(xs[mv].max()) + m + 1)
     dc = d[y0:y1, x0:x1]
-    moved = _apply(dc, lambda yy, xx: sh_at(yy + y0, xx + x0))
+    box = (slice(y0, y1), slice(x0, x1))
+    moved = _apply(dc, [a[box] for a in steps], lambda yy, xx: sh_at(yy + y0, xx + x0))
     moved = _settle(moved, dc, lin[y0:y1, x0:x1], lambda yy, xx: normal_at(yy + y0, xx + x0))
     out = d.copy()
     out[y0:y1, x0:x1] = moved
