@@ -162,6 +162,27 @@ def test_choose_unknown_device_raises(device):
         runtime.choose(device)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="transparent huge pages are Linux's")
+@pytest.mark.parametrize("preset", [None, "1", "0"])
+def test_no_hugepage_stalls_switches_numpy_off_unless_the_user_said_otherwise(monkeypatch, preset):
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:
+        from numpy.core.multiarray import _set_madvise_hugepage
+    before = _set_madvise_hugepage(True)
+    try:
+        if preset is None:
+            monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+        else:
+            monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", preset)
+        runtime.no_hugepage_stalls()
+        import os
+        assert os.environ["NUMPY_MADVISE_HUGEPAGE"] == (preset or "0")     # children inherit it
+        assert _set_madvise_hugepage(True) is (preset == "1")             # numpy's state now
+    finally:
+        _set_madvise_hugepage(before)
+
+
 def test_describe():
     d = runtime.describe()
     import onnxruntime

@@ -533,3 +533,34 @@ def test_the_short_upsampling_graph_is_used_only_when_nothing_is_in_front(monkey
     np.testing.assert_array_equal(near[d > 0.5][:5], img[d > 0.5][:5])   # the sharp subject kept
     render(img, d, 0.3, 30.0)
     assert used[-1] == "guided_upsample"
+
+
+def test_a_subject_a_hair_in_front_of_the_focus_is_in_focus_not_in_front(monkeypatch, rng):
+    """A 16-bit map stores d = 0.75 as 0.7499962; focusing at 0.749996 puts the subject
+    1e-5 px of CoC in front of the focal plane.  That is in focus: no slot in front gets
+    anything (it used to get mattes of ~1e-6 next to the subject's outline, where the slope
+    test blends, and the render ran the 10-channel upsampling), and the subject comes back
+    unchanged."""
+    from refocus import runtime
+    H, W = 90, 120
+    img = (rng.random((H, W, 3)) * 0.8).astype(np.float32)
+    yy, xx = np.mgrid[0:H, 0:W]
+    subject = (xx - 60) ** 2 + (yy - 45) ** 2 < 900
+    ground = 0.08 + 0.3 * yy / H                              # a slope behind: blended slots
+    d = np.where(subject, round(0.75 * 65535) / 65535, ground).astype(np.float32)
+    focus, K = 0.749996, 40.0
+    s = lens.choose_scale(H, W, K * 0.75)
+    rho = np.clip(np.float32(K) * (d - np.float32(focus)) / s, -12, 12 - 1e-3)
+    snapped, _ = lens.snap_to_slots(rho, s)
+    slots = lens.split_slices(img, snapped, s)
+    R = lens.RADIUS_SLOTS
+    assert slots[R + 1:, 3].max() == 0.0                      # nothing in front of the focus
+    assert slots[:R, 3].max() > 0.5 and slots[R, 3].max() == 1.0
+    used = []
+    real = runtime.graph_session
+    monkeypatch.setattr(runtime, "graph_session",
+                        lambda name, device="auto": used.append(name) or real(name, device))
+    out = render(img, d, focus, K)
+    assert used[-1] == "guided_upsample_behind"
+    inner = (xx - 60) ** 2 + (yy - 45) ** 2 < 500
+    np.testing.assert_array_equal(out[inner], img[inner])
