@@ -45,6 +45,11 @@ def decode_srgb(img: np.ndarray) -> np.ndarray:
 def encode_srgb8(lin: np.ndarray) -> np.ndarray:
     """float linear -> uint8 sRGB (through a 16-bit table: fast, and exact for 8-bit inputs)."""
     scale = np.float32(2 ** _ENC_BITS - 1)
+    if isinstance(lin, np.ndarray) and lin.dtype == np.float32 and lin.size and lin.ndim >= 2 \
+            and lin.flags.c_contiguous and np.isfinite(lin.max()):
+        import cv2                          # clip, scale, round and cast in one SIMD pass
+        flat = lin.reshape(lin.shape[0], -1)                     # one channel: no per-channel scalar
+        return LINEAR16_TO_SRGB8[cv2.multiply(flat, float(scale), dtype=cv2.CV_16U)].reshape(lin.shape)
     t = np.clip(lin, 0.0, 1.0).astype(np.float32, copy=False)
     t = t * scale
     t += np.float32(0.5)

@@ -186,6 +186,29 @@ def test_srgb_formula_values():
     np.testing.assert_array_equal(color.encode_srgb8(color.srgb_to_linear((k + 0.6) / 255)), k + 1)
 
 
+def test_srgb8_image_encoding_matches_the_formula_in_every_layout(rng):
+    """Images (float32, 2-D or with channels) take a one-pass path; it must give the formula's
+    nearest code for every channel, clip out-of-range values, and treat inf / NaN like the
+    plain path (inf is bright, not black)."""
+    ref = lambda a: np.round(color.linear_to_srgb(np.clip(a, 0, 1)) * 255).astype(np.uint8)
+    for shape in [(37, 53), (37, 53, 3), (20, 30, 4)]:
+        a = (rng.random(shape) * 1.4 - 0.2).astype(np.float32)
+        got = color.encode_srgb8(a)
+        assert got.shape == shape and got.dtype == np.uint8
+        exact = ref(a.astype(np.float64))
+        assert np.abs(got.astype(int) - exact).max() <= 1
+        # away from rounding boundaries (0.1 code) it is the exact nearest code
+        codes = color.linear_to_srgb(np.clip(a, 0, 1).astype(np.float64)) * 255
+        clear = np.abs(codes - np.floor(codes) - 0.5) > 0.1
+        np.testing.assert_array_equal(got[clear], exact[clear])
+    img = np.full((4, 5, 3), 0.5, np.float32)
+    img[0, 0] = [np.inf, -np.inf, 2.0]
+    got = color.encode_srgb8(img)
+    np.testing.assert_array_equal(got[0, 0], [255, 0, 255])
+    assert (got[1:] == ref(np.float64(0.5))).all()
+    assert (color.encode_srgb8(img[:, ::2]) == color.encode_srgb8(np.ascontiguousarray(img[:, ::2]))).all()
+
+
 # -- EXIF orientation --------------------------------------------------------------------------
 
 def _small8(linear):
