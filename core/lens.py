@@ -146,16 +146,13 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
 def _split_band(img: np.ndarray, rho: np.ndarray, s: int, R: int, out: np.ndarray) -> None:
     """split_slices for one band of block rows: img (Hb, Wb, 3), rho (Hb, Wb), both multiples
     of s; adds into out (2R+1, 5, Hb/s, Wb/s)."""
-    H, W = rho.shape
-    h, w = H // s, W // s
-    S = 2 * R + 1
     k0 = np.floor(rho).astype(np.int16)
     t = (rho - k0).astype(np.float32)
-    tI = img * t[..., None]
     # block statistics of the fast path (all pixels of a block floor to the same slot)
     mean_I = _block_mean(img, s)
-    mean_tI = _block_mean(tI, s)
     mean_t = _block_mean(t, s)
+    shared = bool(mean_t.any())          # t >= 0: all zero (no blended pixel in the band) or not
+    mean_tI = _block_mean(img * t[..., None], s) if shared else None
     if s == 1:
         kmin = kmax = k0
     else:
@@ -168,16 +165,16 @@ def _split_band(img: np.ndarray, rho: np.ndarray, s: int, R: int, out: np.ndarra
     lo = kmin[yu, xu].astype(np.intp) + R
     for c in range(3):
         out[lo, c, yu, xu] = mean_I[yu, xu, c]
-        out[lo + 1, c, yu, xu] = mean_tI[yu, xu, c]
     out[lo, 3, yu, xu] = 1.0
     out[lo, 4, yu, xu] = 1.0
-    out[lo + 1, 3, yu, xu] = mean_t[yu, xu]
+    if shared:                           # else slot lo + 1 gets nothing from these blocks
+        for c in range(3):
+            out[lo + 1, c, yu, xu] = mean_tI[yu, xu, c]
+        out[lo + 1, 3, yu, xu] = mean_t[yu, xu]
     if not uni.all():
         # mixed blocks (depth edges): accumulate pixel by pixel
         ym, xm = np.nonzero(~uni)
         M = len(ym)
-        cell_id = np.full((h, w), -1, np.intp)
-        cell_id[ym, xm] = np.arange(M)
         # full-resolution pixels of the mixed blocks
         oy, ox = np.divmod(np.arange(s * s), s)
         py = (ym[:, None] * s + oy[None, :]).ravel()
@@ -186,16 +183,21 @@ def _split_band(img: np.ndarray, rho: np.ndarray, s: int, R: int, out: np.ndarra
         klo = k0[py, px].astype(np.intp) + R
         tt = t[py, px]
         inv = 1.0 / (s * s)
-        n = S * M
+        # only the (slot, cell) pairs that occur: a mixed block touches a few of the 2R+1
+        # slots, and writing all of them costs more than the sums
         idx_lo = klo * M + cell
-        idx_hi = idx_lo + M
+        pairs, at = np.unique(np.concatenate([idx_lo, idx_lo + M]), return_inverse=True)
+        at_lo, at_hi = at[:idx_lo.size], at[idx_lo.size:]
+        n = pairs.size
+        ps, pc = np.divmod(pairs, M)
+        py_, px_ = ym[pc], xm[pc]
         vals = img[py, px]
         for c in range(3):
-            acc = np.bincount(idx_lo, vals[:, c], n) + np.bincount(idx_hi, vals[:, c] * tt, n)
-            out[:, c, ym, xm] += (acc * inv).reshape(S, M).astype(np.float32)
-        ones = np.bincount(idx_lo, None, n) * inv
-        out[:, 3, ym, xm] += (ones + np.bincount(idx_hi, tt, n) * inv).reshape(S, M).astype(np.float32)
-        out[:, 4, ym, xm] += ones.reshape(S, M).astype(np.float32)
+            acc = np.bincount(at_lo, vals[:, c], n) + np.bincount(at_hi, vals[:, c] * tt, n)
+            out[ps, c, py_, px_] += (acc * inv).astype(np.float32)
+        ones = np.bincount(at_lo, None, n) * inv
+        out[ps, 3, py_, px_] += (ones + np.bincount(at_hi, tt, n) * inv).astype(np.float32)
+        out[ps, 4, py_, px_] += ones.astype(np.float32)
 
 
 def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):

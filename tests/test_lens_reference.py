@@ -564,3 +564,33 @@ def test_a_subject_a_hair_in_front_of_the_focus_is_in_focus_not_in_front(monkeyp
     assert used[-1] == "guided_upsample_behind"
     inner = (xx - 60) ** 2 + (yy - 45) ** 2 < 500
     np.testing.assert_array_equal(out[inner], img[inner])
+
+
+@pytest.mark.parametrize("s", [1, 3, 4])
+def test_slicing_equals_a_pixel_by_pixel_reference(rng, s):
+    """Each pixel puts (I, 1, 1) into slot floor(rho) and (t I, t, 0) into the next (t = rho -
+    floor(rho)); a slot cell is the mean over its s x s block.  Covers blocks all in one slot
+    pair (the fast path), blocks across depth edges (the sparse mixed path), and bands with
+    no blended pixel at all (flat: slot k + 1 left empty)."""
+    R = lens.RADIUS_SLOTS
+    h, w = 14, 11
+    H, W = h * s, w * s
+    img = rng.random((H, W, 3)).astype(np.float32)
+    blocks = np.where(rng.random((h, w)) < 0.3, rng.integers(-R, R, (h, w)), 2)
+    rho = np.kron(blocks, np.ones((s, s))).astype(np.float32)
+    rho[: 4 * s] += rng.uniform(-0.7, 0.7, (4 * s, W)).astype(np.float32)     # edges and blends ...
+    rho[-3 * s:, : 5 * s] = -3.0                                              # ... and a flat band
+    rho = np.clip(rho, -R, R - 1e-3)
+    ref = np.zeros((2 * R + 1, 5, h, w))
+    k = np.floor(rho).astype(int) + R
+    t = rho - np.floor(rho)
+    for y in range(H):
+        for x in range(W):
+            ref[k[y, x], :3, y // s, x // s] += img[y, x]
+            ref[k[y, x], 3:, y // s, x // s] += 1.0
+            ref[k[y, x] + 1, :3, y // s, x // s] += t[y, x] * img[y, x]
+            ref[k[y, x] + 1, 3, y // s, x // s] += t[y, x]
+    ref /= s * s
+    got = lens.split_slices(img, rho, s, band_blocks=3)
+    np.testing.assert_allclose(got, ref, atol=2e-6, rtol=0)
+    assert (got[R - 3, 3, -3:, :5] == 1.0).all() and got[R - 2, 3, -3:, :5].max() == 0.0   # one slot only
