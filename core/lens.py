@@ -264,6 +264,19 @@ def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
     return rho, radii
 
 
+def compact_slots(slices: np.ndarray, occupied: np.ndarray | None = None) -> dict:
+    """The lens graph's ``slices`` and ``slot_index`` inputs from all 2R + 1 slots: the
+    occupied slots in slot order and one zero slot, which every empty slot points to."""
+    if occupied is None:
+        occupied = slices[:, 3].reshape(slices.shape[0], -1).max(axis=1) > 0
+    rows = np.flatnonzero(occupied)
+    compact = np.zeros((rows.size + 1,) + slices.shape[1:], np.float32)
+    compact[:rows.size] = slices[rows]
+    index = np.full(slices.shape[0], rows.size, np.int64)
+    index[rows] = np.arange(rows.size)
+    return {"slices": compact, "slot_index": index}
+
+
 def _trim(k: np.ndarray) -> np.ndarray:
     """Drop all-zero outer rings of a centred odd kernel (the convolution is the same, cheaper)."""
     n = k.shape[0] // 2
@@ -378,8 +391,9 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     slices = split_slices(image, rho_p, s, R, boost=found)
     del rho_p
     t3 = time.perf_counter()
-    feeds = {"slices": slices}
     occupied = slices[:, 3].reshape(slices.shape[0], -1).max(axis=1) > 0
+    feeds = compact_slots(slices, occupied)
+    del slices
     feeds.update(_kernels(R, aperture, blades, rotation, radii, occupied))
     back, backf, front = lens.run(["back", "backf", "front"], feeds)
     t4 = time.perf_counter()

@@ -28,6 +28,8 @@ the full-resolution in-focus layer.
 """
 from __future__ import annotations
 
+from onnx import TensorProto
+
 from . import GRAPH_VERSIONS, kernel_input_name
 from ._graph import GraphBuilder
 
@@ -92,15 +94,20 @@ def build():
     R = RADIUS_SLOTS
     S = 2 * R + 1
     g = GraphBuilder(NAME)
-    slices = g.input("slices", [S, 5, "h", "w"])
+    # only the slots that hold something, in slot order, and one all-zero slot; slot_index[i]
+    # is the row of slot i (empty slots: the zero row).  Most photos fill a few of the 2R + 1
+    # slots, and the fill's pyramid then runs on those only.
+    slices = g.input("slices", ["n", 5, "h", "w"])
+    slot_index = g.input("slot_index", [S], TensorProto.INT64)
     kernels = {i: g.input(kernel_input_name(i), [4, 1, f"k{i}", f"k{i}"]) for i in range(S) if i != R}
+    # empty slots have no floor count: summed over the rows present, the same as over all slots
     known = g.op("CumSum", [g.channels(slices, 4, 5), g.const(0, dtype="int64")])
     known = g.op("Min", [known, g.const(1.0)])
-    # one batched pull-push fills every slot at once (slots are the batch dimension)
+    # one batched pull-push fills every slot present at once (slots are the batch dimension)
     filled = _fill(g, g.channels(slices, 0, 4), known)
 
     def slot_layer(i):
-        return g.index0(filled, i)
+        return g.op("Gather", [filled, g.op("Slice", [slot_index, g.i64(i), g.i64(i + 1), g.i64(0)])], axis=0)
 
     back = None
     for i in range(R):                       # behind the focal plane, far to near

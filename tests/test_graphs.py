@@ -193,7 +193,7 @@ def test_describe():
 # -- the graphs themselves ------------------------------------------------------------------
 
 def _lens_feeds(slices, R, shape="circle", blades=6):
-    feeds = {"slices": slices}
+    feeds = lens.compact_slots(slices)
     for i in range(2 * R + 1):
         if i == R:
             continue
@@ -254,6 +254,34 @@ def test_lens_graph_front_slot_coverage(lens_graph):
     k = aperture.kernel(4)
     assert abs(float(front[0, 3].sum()) - 1.0) < 1e-5
     np.testing.assert_allclose(front[0, 3, 15 - 5:15 + 6, 15 - 5:15 + 6], k, atol=1e-6)
+
+
+def test_lens_graph_on_the_occupied_slots_equals_the_graph_on_all_slots(lens_graph, rng):
+    """The caller passes only the slots that hold something (and one zero slot the empty ones
+    point to); the picture must be the one every slot passed as its own row gives, with
+    occupied slots far apart, on both sides of the focus and next to each other."""
+    sess, R = lens_graph
+    h, w = 26, 34
+    slices = np.zeros((2 * R + 1, 5, h, w), np.float32)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for i, (cy, cx, r) in zip([R - 9, R - 4, R - 3, R, R + 2, R + 7],
+                              [(13, 17, 99), (8, 9, 6), (18, 25, 5), (12, 14, 7), (6, 26, 4), (20, 8, 5)]):
+        inside = ((yy - cy) ** 2 + (xx - cx) ** 2 < r * r).astype(np.float32)
+        slices[i, :3] = rng.random((3, h, w)) * inside
+        slices[i, 3] = inside
+    # floor counts: each pixel's nearest slot holds it (mattes over the ones behind)
+    cover = np.zeros((h, w), np.float32)
+    for i in range(2 * R, -1, -1):
+        slices[i, 4] = slices[i, 3] * (1 - cover)
+        cover = np.maximum(cover, slices[i, 3])
+    compact = _lens_feeds(slices, R)
+    assert compact["slices"].shape[0] == 7                       # 6 slots and the zero slot
+    every = dict(compact, slices=slices, slot_index=np.arange(2 * R + 1, dtype=np.int64))
+    a = sess.run(["back", "backf", "front"], compact)
+    b = sess.run(["back", "backf", "front"], every)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, atol=1e-6, rtol=0)
+    assert a[2][0, 3].max() > 0.5 and a[0].max() > 0.1
 
 
 def _up_feeds(image, rho, blur, blur_front, front, transmit, upsize=None, crop=(0, 0)):
