@@ -41,6 +41,9 @@ def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
         core = cv2.inRange(lin, CLIP_LEVEL, np.inf)
     if not cv2.countNonZero(core):
         return None
+    f = max(1, int(round(max(h, w) / 640)))                 # scale of the surround estimate
+    sw, sh = max(1, w // f), max(1, h // f)
+    clipped_share = cv2.resize(core, (sw, sh), interpolation=cv2.INTER_AREA) if f > 1 else None
     np.bitwise_and(core, 1, out=core)                       # 0/1
     n, labels, stats, cents = cv2.connectedComponentsWithStats(core, connectivity=8)
     max_area = max(MIN_MAX_AREA, MAX_AREA_FRACTION * h * w)
@@ -49,15 +52,18 @@ def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
     if not small.any():
         return None
     # luminance of the surroundings, ignoring clipped pixels, on a reduced copy
-    f = max(1, int(round(max(h, w) / 640)))
-    lum = cv2.transform(lin, np.full((1, 3), 1 / 3, np.float32)) if lin.ndim == 3 else lin
-    free = 1.0 - core.astype(np.float32)
+    to_lum = (lambda a: cv2.transform(a, np.full((1, 3), 1 / 3, np.float32))) if lin.ndim == 3 else (lambda a: a)
     if f > 1:
-        sw, sh = max(1, w // f), max(1, h // f)
-        lum = cv2.resize(lum * free, (sw, sh), interpolation=cv2.INTER_AREA)
-        free = cv2.resize(free, (sw, sh), interpolation=cv2.INTER_AREA)
+        # reduced first (the mean commutes with it), then the clipped pixels' share taken out
+        # at their mean luminance (they all lie within 5 % of it): no full-size temporaries
+        clipped_share = clipped_share.astype(np.float32) * np.float32(1 / 255)
+        clipped_lum = float(np.mean(cv2.mean(lin, mask=core)[:lin.shape[2] if lin.ndim == 3 else 1]))
+        free = 1.0 - clipped_share
+        lum = to_lum(cv2.resize(lin, (sw, sh), interpolation=cv2.INTER_AREA)) - clipped_share * np.float32(clipped_lum)
+        np.maximum(lum, 0.0, out=lum)
     else:
-        lum = lum * free
+        free = 1.0 - core.astype(np.float32)
+        lum = to_lum(lin) * free
     k = max(7, int(round(SURROUND_SIZE * max(h, w) / f)) | 1)
     num = cv2.boxFilter(lum, -1, (k, k), normalize=False, borderType=cv2.BORDER_REFLECT)
     den = cv2.boxFilter(free, -1, (k, k), normalize=False, borderType=cv2.BORDER_REFLECT)

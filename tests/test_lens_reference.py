@@ -382,6 +382,25 @@ def test_light_source_in_focus_stays_clipped_not_boosted():
     np.testing.assert_allclose(out4[n // 2 - 1:n // 2 + 2, n // 2 - 1:n // 2 + 2], 1.0, atol=1e-6)
 
 
+def test_light_sources_in_a_large_photo_are_judged_by_their_unclipped_surroundings(rng):
+    """Large photos estimate the surroundings on a reduced copy.  A lamp in the dark is a light
+    source even right next to a big white (clipped) area, whose pixels do not count as its
+    surroundings; the same spot on a bright wall is not."""
+    from refocus import highlights
+    H, W = 1500, 2000                                       # reduced 3x for the surround
+    img = (0.02 + 0.01 * rng.random((H, W, 3))).astype(np.float32)
+    img[300:900, 100:700] = 1.0                             # a big white area: never a light
+    img[:, 1300:] = 0.6 + 0.1 * rng.random((H, 700, 3))     # a bright wall
+    lamps = {"next to white": (600, 712), "in the dark": (1200, 1000), "on the wall": (700, 1650)}
+    for y, x in lamps.values():
+        img[y - 2:y + 3, x - 2:x + 3] = 1.0
+    ys, xs, _ = highlights.highlight_mask(img, 6.0)
+    raised = lambda y, x: bool(((np.abs(ys - y) <= 2) & (np.abs(xs - x) <= 2)).any())
+    assert raised(*lamps["next to white"]) and raised(*lamps["in the dark"])
+    assert not raised(*lamps["on the wall"])
+    assert not ((ys >= 300) & (ys < 900) & (xs >= 100) & (xs < 700)).any()
+
+
 # -- (g) the working-scale path ------------------------------------------------------------
 
 @pytest.mark.parametrize("H,W", [(900, 1200), (901, 1203)])
