@@ -190,9 +190,10 @@ def _read_common(path: Path, kind: str, max_pixels: int) -> Decoded:
         if arr.ndim == 3 and arr.shape[2] == 1:
             arr = arr[..., 0]
         if arr.ndim == 3:
-            arr = arr[..., ::-1]
             if grey_mode:
-                arr = arr[..., 0]
+                arr = arr[..., 2]                   # OpenCV orders B, G, R: take R
+            else:                                   # BGR -> RGB in one SIMD pass
+                arr = cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_BGR2RGB)
         pixels = np.ascontiguousarray(arr)
         if fmt == "PNG":
             _check_png_complete(data, path)
