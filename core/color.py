@@ -47,9 +47,14 @@ def encode_srgb8(lin: np.ndarray) -> np.ndarray:
     scale = np.float32(2 ** _ENC_BITS - 1)
     if isinstance(lin, np.ndarray) and lin.dtype == np.float32 and lin.size and lin.ndim >= 2 \
             and lin.flags.c_contiguous and np.isfinite(lin.max()):
-        import cv2                          # clip, scale, round and cast in one SIMD pass
+        import cv2
         flat = lin.reshape(lin.shape[0], -1)                     # one channel: no per-channel scalar
-        return LINEAR16_TO_SRGB8[cv2.multiply(flat, float(scale), dtype=cv2.CV_16U)].reshape(lin.shape)
+        out = np.empty(flat.shape, np.uint8)
+        for y in range(0, flat.shape[0], 64):   # bands: the table's indices stay in cache
+            # clip, scale, round and cast in one SIMD pass, then the table
+            np.take(LINEAR16_TO_SRGB8, cv2.multiply(flat[y:y + 64], float(scale), dtype=cv2.CV_16U),
+                    out=out[y:y + 64])
+        return out.reshape(lin.shape)
     t = np.clip(lin, 0.0, 1.0).astype(np.float32, copy=False)
     t = t * scale
     t += np.float32(0.5)

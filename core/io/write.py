@@ -222,10 +222,10 @@ def encode_pixels(linear, space, bits: int, grey: bool, alpha=None) -> np.ndarra
 def encode_png(enc: np.ndarray, *, compression: int = 3) -> bytes:
     import cv2
     arr = enc
-    if enc.ndim == 3:
-        arr = enc[..., [2, 1, 0, 3]] if enc.shape[2] == 4 else enc[..., ::-1]
     if enc.ndim == 3 and enc.shape[2] == 2:            # grey + alpha: OpenCV has no LA; use Pillow
         raise BadInputError("grey+alpha PNG is not supported")
+    if enc.ndim == 3:                                  # OpenCV's channel order, one SIMD pass
+        arr = cv2.cvtColor(np.ascontiguousarray(enc), cv2.COLOR_RGBA2BGRA if enc.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
         raise OutputError("PNG encoding failed")
@@ -234,7 +234,7 @@ def encode_png(enc: np.ndarray, *, compression: int = 3) -> bytes:
 
 def encode_jpeg(enc8: np.ndarray, quality: int) -> bytes:
     import cv2
-    arr = enc8[..., ::-1] if enc8.ndim == 3 else enc8
+    arr = cv2.cvtColor(np.ascontiguousarray(enc8), cv2.COLOR_RGB2BGR) if enc8.ndim == 3 else enc8
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(arr), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise OutputError("JPEG encoding failed")
