@@ -258,6 +258,7 @@ def run(inputs, outdir, *, preset=None, preset_file=None, formats=("jpg",), over
     """
     from .. import params, presets
     t_start = time.perf_counter()
+    wall_start = time.time()
     started = _now()
     formats = discover.parse_formats(formats)
     if preset is not None and preset_file is not None:
@@ -340,6 +341,7 @@ def run(inputs, outdir, *, preset=None, preset_file=None, formats=("jpg",), over
             for _, task in todo:
                 for p in task["outputs"].values():
                     _remove_partials(Path(p))
+            _finished_while_stopping(rep, wall_start)
             rep.seconds = time.perf_counter() - t_start
             if report is not None:
                 with contextlib.suppress(RefocusError, OSError):
@@ -364,6 +366,23 @@ def _sigint_ignored():
         yield
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def _finished_while_stopping(rep: BatchReport, since: float) -> None:
+    """A worker may complete a photo between Ctrl-C and the end of the run; when all its
+    outputs were written by this run (each atomically, so complete), the report says done,
+    as the next run will."""
+    def written_now(p):
+        with contextlib.suppress(OSError):
+            return Path(p).stat().st_mtime >= since
+        return False
+
+    for f in rep.files:
+        if f["status"] in ("interrupted", "pending") and f.get("to_write") \
+                and all(written_now(p) for p in f["to_write"]):
+            f["status"] = "done"
+            f["written"] = list(f["to_write"])
+            f["notes"] = list(f.get("notes") or []) + ["finished while the run was stopping"]
 
 
 def _remove_partials(output: Path) -> int:

@@ -182,3 +182,26 @@ def test_a_worker_that_dies_fails_its_photo_and_the_run_goes_on(tmp_path):
     assert len(pids) <= 3 < N - 1                         # workers are reused: 2, and 1 replacement
     assert not [n for n in os.listdir(out) if n.startswith(".")]
     assert _marked_processes(mark) == []
+
+
+def test_a_photo_finished_while_the_run_stops_is_reported_done(tmp_path):
+    """Between Ctrl-C and the end of the run a worker may still complete a photo (its outputs
+    are renamed into place atomically).  The report must then say done, as the next run will
+    see it; a photo with an output missing, or whose outputs predate the run (--overwrite),
+    stays interrupted."""
+    from refocus.batch import runner
+    old = tmp_path / "old.jpg"
+    old.write_bytes(b"x")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    since = time.time()
+    a_jpg, a_png, b_jpg = tmp_path / "a.jpg", tmp_path / "a.depth.png", tmp_path / "b.jpg"
+    for p in (a_jpg, a_png, b_jpg):
+        p.write_bytes(b"x")
+    rep = runner.BatchReport(outdir=str(tmp_path), formats=("jpg", "depth"), preset=None, settings={}, jobs=2)
+    for name, to_write in (("a", [a_jpg, a_png]), ("b", [b_jpg, tmp_path / "b.depth.png"]), ("c", [old])):
+        rep.files.append({"source": name, "status": "interrupted", "to_write": [str(p) for p in to_write],
+                          "written": [], "notes": []})
+    runner._finished_while_stopping(rep, since)
+    assert [f["status"] for f in rep.files] == ["done", "interrupted", "interrupted"]
+    assert rep.files[0]["written"] == [str(a_jpg), str(a_png)]
+    assert rep.done == 1 and "stopping" in rep.files[0]["notes"][-1]
