@@ -154,7 +154,13 @@ def boost_factors(lin: np.ndarray, gain: float = DEFAULT_GAIN, coc: np.ndarray |
     """
     if gain <= 1.0:
         return None
-    found = highlight_mask(lin, gain)
+    return blurred_only(highlight_mask(lin, gain), coc)
+
+
+def blurred_only(found, coc: np.ndarray | None = None):
+    """:func:`boost_factors` from :func:`highlight_mask`'s result: light sources that stay in
+    focus (``|coc| < 1``, working pixels) are dropped.  (The renderer finds the lights while
+    the depth map is prepared, then calls this.)"""
     if found is None:
         return None
     ys, xs, factor = found

@@ -344,7 +344,6 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     >>> round(float(out.sum()), 2)   # the point became a disc, energy kept
     3.0
     """
-    from refocus import runtime
     t0 = time.perf_counter()
     info = info if info is not None else RenderInfo()
     disparity = _validate(image, disparity, focus_disparity, K, aperture, blades, rotation, highlight_gain)
@@ -353,6 +352,18 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
         squeeze = image.shape
         image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
     image = np.ascontiguousarray(image, dtype=np.float32)
+    # the light sources depend on the photo only: found in a second thread (numpy and OpenCV
+    # release the GIL) while the depth map is cleaned up and turned into CoC
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1, thread_name_prefix="refocus-highlights") as pool:
+        lights = pool.submit(_highlights.highlight_mask, image, highlight_gain) if highlight_gain > 1.0 else None
+        return _render(image, disparity, focus_disparity, K, aperture, blades, rotation, device,
+                       harden_edges, info, squeeze, lights, t0)
+
+
+def _render(image, disparity, focus_disparity, K, aperture, blades, rotation, device, harden_edges,
+            info, squeeze, lights, t0):
+    from refocus import runtime
     if harden_edges:
         from .depth.edges import clean_depth_edges
         disparity, info.hardened_pixels, info.aligned_pixels = clean_depth_edges(disparity, image)
@@ -384,7 +395,7 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     np.clip(rho, -R, R - 1e-3, out=rho)
     t1 = time.perf_counter()
 
-    found = _highlights.boost_factors(image, highlight_gain, rho)
+    found = _highlights.blurred_only(lights.result(), rho) if lights is not None else None
     info.highlight_pixels = 0 if found is None else int(found[0].size)
     t2 = time.perf_counter()
     import cv2
