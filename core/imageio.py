@@ -170,8 +170,14 @@ def read_depth(path, shape=None, kind: str = "disparity") -> np.ndarray:
             d = (d - lo) / max(hi - lo, 1e-12)
     else:
         raise BadInputError(f"--depth-kind: unknown kind {kind!r}; choose disparity or depth")
-    d = d.astype(np.float32, copy=False)
+    return fit_depth(d.astype(np.float32, copy=False), shape, path)
+
+
+def fit_depth(d: np.ndarray, shape, path) -> np.ndarray:
+    """A map read by :func:`read_depth` (without `shape`) brought to the photo's size `shape`
+    (H, W): resized when only the resolution differs, an error when the aspect ratio does."""
     if shape is not None and d.shape != tuple(shape):
+        import cv2
         H, W = shape
         if abs(d.shape[1] / d.shape[0] - W / H) > 0.01 * (W / H):
             raise BadInputError(f"{path}: depth map is {d.shape[1]}x{d.shape[0]} but the photo is {W}x{H}; "

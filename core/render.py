@@ -55,7 +55,14 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
             from .errors import BadInputError
             raise BadInputError(f"{depth_out}: --depth-out writes a 16-bit PNG; use a .png name")
         rwrite.check_output(depth_out, overwrite=overwrite, inputs=depth_inputs + [output])
-    photo = rio.read_photo(input)
+    if auto_depth:
+        photo = rio.read_photo(input)
+    else:                      # the map is read in a second thread while the photo is decoded
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(1, thread_name_prefix="refocus-depth") as pool:
+            map_read = pool.submit(imageio.read_depth, depth, None, kind=depth_kind)
+            photo = rio.read_photo(input)              # the photo's errors first, as before
+            disp = imageio.fit_depth(map_read.result(), photo.linear.shape[:2], depth)
     linear = photo.linear
     if auto_depth:
         from .depth import estimate_depth
@@ -66,7 +73,6 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
         info.depth_source = f"{res.source} ({res.detail})"
         depth_name = f"{res.source}: {res.detail}"
     else:
-        disp = imageio.read_depth(depth, photo.linear.shape[:2], kind=depth_kind)
         depth_name = Path(depth).name
     t1 = time.perf_counter()
     # the offline default's soft edges are mattes made on purpose: kept as they are
