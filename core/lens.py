@@ -420,8 +420,11 @@ def _render(image, disparity, focus_disparity, K, aperture, blades, rotation, de
         fields = {"blur": F + T * B, "blur_front": T * (BF - B), "front": F, "transmit": T}
     else:                      # nothing in front of the focal plane: F = 0, T = 1 (3 fields fewer)
         fields = {"blur": B}
-    up = runtime.graph_session("guided_upsample" if has_front else "guided_upsample_behind", device)
+    behind = runtime.graph_session("guided_upsample_behind", device)
+    up = runtime.graph_session("guided_upsample", device) if has_front else behind
     fields = {k: np.ascontiguousarray(v, np.float32) for k, v in fields.items()}
+    # rows of the low-resolution grid that something in front of the focal plane covers
+    covered = (front[0, 3] > 0).any(axis=1) if has_front else None
     del back, backf, front
     # guided upsampling, in strips of full rows (bounded memory); strips start on block rows
     out = np.empty((H, W, 3), np.float32)
@@ -430,14 +433,20 @@ def _render(image, disparity, focus_disparity, K, aperture, blades, rotation, de
         y1 = min(H, y0 + rows)
         ly0 = max(0, y0 // s - 1)
         ly1 = min(h, -(-y1 // s) + 1)
-        feeds = {k: v[None, ly0:ly1] for k, v in fields.items()}
+        graph = up
+        if has_front and not covered[ly0:ly1].any() and float(rho[y0:y1].max()) < 1.0:
+            # nothing in front in this strip (F = 0, T = 1 in every low-res row it reads, no
+            # pixel with rho >= 1): the short graph's formula, the same numbers
+            graph = behind
+        feeds = {k: fields[k][None, ly0:ly1] for k in ("blur", "blur_front", "front", "transmit")
+                 if k in fields and (graph is up or k == "blur")}
         feeds.update({
             "image": image[None, y0:y1],
             "rho": rho[None, y0:y1, :, None],
             "upsize": np.array([(ly1 - ly0) * s, w * s], np.int64),
             "crop": np.array([y0 - ly0 * s, 0], np.int64),
         })
-        out[y0:y1] = up.run(["linear"], feeds)[0][0]
+        out[y0:y1] = graph.run(["linear"], feeds)[0][0]
     t5 = time.perf_counter()
     info.timings.update({"edges": te - t0, "prepare": t1 - te, "highlights": t2 - t1, "slices": t3 - t2,
                          "lens_graph": t4 - t3, "upsample_graph": t5 - t4})

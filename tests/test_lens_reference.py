@@ -453,6 +453,39 @@ def test_strips_give_the_same_result_as_one_pass(rng, monkeypatch, K):
         assert np.abs(strips - whole).max() < 1e-6, (info.scale, rows)
 
 
+def test_strips_with_nothing_in_front_take_the_short_graph_with_the_same_result(rng, monkeypatch):
+    """Focus on the background with a small object in front: the strips its blur does not reach
+    run the 3-channel graph; the picture is the one-pass (full graph) picture."""
+    from refocus import runtime
+    H, W = 240, 120
+    img = rng.random((H, W, 3)).astype(np.float32)
+    d = np.tile(np.linspace(0.2, 0.4, H, dtype=np.float32)[:, None], (1, W))   # sloped background ...
+    d[120:] = 0.4                                              # ... then in focus around the object
+    d[160:180, 40:80] = 0.9                                    # the object in front: its blur covers
+    whole = render(img, d, 0.4, 20.0)                      # one strip: the object is in it
+    runs = []
+    real = runtime.graph_session
+
+    def spy(name, device="auto"):
+        sess = real(name, device)
+
+        class Counted:
+            def run(self, outs, feeds):
+                runs.append(name)
+                return sess.run(outs, feeds)
+
+            def __getattr__(self, a):
+                return getattr(sess, a)
+        return Counted()
+    monkeypatch.setattr(runtime, "graph_session", spy)
+    monkeypatch.setattr(lens, "STRIP_PIXELS", W * 20)
+    strips = render(img, d, 0.4, 20.0)
+    ups = [r for r in runs if r.startswith("guided")]
+    assert "guided_upsample_behind" in ups and "guided_upsample" in ups, ups
+    assert ups.count("guided_upsample") < ups.count("guided_upsample_behind")
+    assert np.abs(strips - whole).max() < 1e-6
+
+
 # -- the trivial paths ---------------------------------------------------------------------
 
 def test_no_blur_returns_the_input_clipped(rng):
