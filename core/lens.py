@@ -413,16 +413,16 @@ def _render(image, disparity, focus_disparity, K, aperture, blades, rotation, de
     t4 = time.perf_counter()
 
     # low-resolution fields of the guided upsampling (see onnx_models/guided_upsample.py)
-    hwc = lambda x: x[0].transpose(1, 2, 0)                                     # (h, w, c) views
-    F, T, B, BF = hwc(front[:, :3]), 1.0 - hwc(front[:, 3:4]), hwc(back), hwc(backf)
+    # (c, h, w) planes for the full graph, as the lens graph gives them; the short graph takes
+    # its one field channels last
+    F, T, B, BF = front[0, :3], 1.0 - front[0, 3:4], back[0], backf[0]
     has_front = bool(occupied[R + 1:].any())
-    if has_front:
-        fields = {"blur": F + T * B, "blur_front": T * (BF - B), "front": F, "transmit": T}
-    else:                      # nothing in front of the focal plane: F = 0, T = 1 (3 fields fewer)
-        fields = {"blur": B}
+    fields = {"blur": F + T * B, "blur_front": T * (BF - B), "front": F, "transmit": T} if has_front \
+        else {"blur": B}
+    fields = {k: np.ascontiguousarray(v, np.float32) for k, v in fields.items()}
+    blur_hwc = np.ascontiguousarray(fields["blur"].transpose(1, 2, 0))
     behind = runtime.graph_session("guided_upsample_behind", device)
     up = runtime.graph_session("guided_upsample", device) if has_front else behind
-    fields = {k: np.ascontiguousarray(v, np.float32) for k, v in fields.items()}
     # rows of the low-resolution grid that something in front of the focal plane covers
     covered = (front[0, 3] > 0).any(axis=1) if has_front else None
     del back, backf, front
@@ -438,11 +438,13 @@ def _render(image, disparity, focus_disparity, K, aperture, blades, rotation, de
             # nothing in front in this strip (F = 0, T = 1 in every low-res row it reads, no
             # pixel with rho >= 1): the short graph's formula, the same numbers
             graph = behind
-        feeds = {k: fields[k][None, ly0:ly1] for k in ("blur", "blur_front", "front", "transmit")
-                 if k in fields and (graph is up or k == "blur")}
+        if graph is behind:
+            feeds = {"blur": blur_hwc[None, ly0:ly1], "rho": rho[None, y0:y1, :, None]}
+        else:
+            feeds = {k: np.ascontiguousarray(v[None, :, ly0:ly1]) for k, v in fields.items()}
+            feeds["rho"] = rho[None, None, y0:y1]
         feeds.update({
             "image": image[None, y0:y1],
-            "rho": rho[None, y0:y1, :, None],
             "upsize": np.array([(ly1 - ly0) * s, w * s], np.int64),
             "crop": np.array([y0 - ly0 * s, 0], np.int64),
         })

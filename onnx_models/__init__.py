@@ -21,7 +21,7 @@ GRAPH_DIR = Path(__file__).resolve().parent / "graphs"
 # the builders, which import onnx) so the runtime can check versions without onnx installed.
 GRAPH_VERSIONS = {
     "lens_blur": "1.2.0",
-    "guided_upsample": "2.2.0",
+    "guided_upsample": "3.0.0",
     "guided_upsample_behind": "2.2.0",
 }
 MANIFEST = GRAPH_DIR / "manifest.json"

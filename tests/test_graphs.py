@@ -285,9 +285,12 @@ def test_lens_graph_on_the_occupied_slots_equals_the_graph_on_all_slots(lens_gra
 
 
 def _up_feeds(image, rho, blur, blur_front, front, transmit, upsize=None, crop=(0, 0)):
+    """Feeds of the full upsampling graph from channels-last arrays (1, h, w, c); the graph
+    takes rho and the fields as planes (1, c, h, w)."""
     H, W = image.shape[1:3]
-    return {"image": image, "rho": rho, "blur": blur, "blur_front": blur_front, "front": front,
-            "transmit": transmit, "upsize": np.array(upsize or (H, W), np.int64),
+    planes = lambda x: np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return {"image": image, "rho": planes(rho), "blur": planes(blur), "blur_front": planes(blur_front),
+            "front": planes(front), "transmit": planes(transmit), "upsize": np.array(upsize or (H, W), np.int64),
             "crop": np.array(crop, np.int64)}
 
 
@@ -347,6 +350,6 @@ def test_guided_upsample_behind_equals_the_full_graph_with_nothing_in_front(rng)
     feeds = _up_feeds(image, rho, blur, rng.random((1, h, w, 3)).astype(np.float32),
                       np.zeros((1, h, w, 3), np.float32), np.ones((1, h, w, 1), np.float32))
     ref = full.run(["linear"], feeds)[0]
-    small = {k: feeds[k] for k in ("image", "rho", "blur", "upsize", "crop")}
+    small = {"image": image, "rho": rho, "blur": blur, "upsize": feeds["upsize"], "crop": feeds["crop"]}
     np.testing.assert_allclose(behind.run(["linear"], small)[0], ref, atol=1e-6)
     assert {i.name for i in behind.get_inputs()} == set(small)
