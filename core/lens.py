@@ -41,7 +41,7 @@ PIXEL_BUDGET = 320_000      # largest working image, pixels
 STRIP_PIXELS = 1_000_000    # full-resolution pixels per guided-upsampling call (memory bound)
 MIN_BLUR = 0.25             # below this max |CoC| the image is returned unchanged
 JUMP = 0.5                  # CoC step (working pixels) between neighbours that counts as a depth edge
-BAND_BLOCKS = 64            # block rows sliced at a time (bounded memory)
+BAND_BLOCKS = 32            # block rows sliced at a time (bounded memory)
 SLOPE_FULL = 0.005          # CoC slope (working px per px) from which slices are fully blended
 MIN_SHARE = 1e-3            # a blend fraction below this (working px of CoC) is no blend at all
 
@@ -130,7 +130,8 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
         order = np.argsort(boost[0], kind="stable")
         boost = tuple(a[order] for a in boost)
     rows = band_blocks * s
-    for y0 in range(0, Hp, rows):
+
+    def one_band(y0):
         y1 = min(Hp, y0 + rows)
         band = img[y0:min(y1, H)]
         if boost is not None:
@@ -142,7 +143,23 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
         if pad_y or pad_x:
             band = cv2.copyMakeBorder(np.ascontiguousarray(band), 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
         _split_band(band, rho[y0:y1], s, R, out[:, :, y0 // s:y1 // s])
+
+    _in_bands(one_band, range(0, Hp, rows))          # bands write disjoint block rows
     return out
+
+
+def _in_bands(work, starts) -> None:
+    """``work(start)`` for every start, on ``runtime.threads()`` threads (numpy and OpenCV
+    release the GIL in their loops, so bands of a large image run in parallel)."""
+    from . import runtime
+    n = min(runtime.threads(), len(starts))
+    if n > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(n, thread_name_prefix="refocus-bands") as pool:
+            list(pool.map(work, starts))
+    else:
+        for y0 in starts:
+            work(y0)
 
 
 def _split_band(img: np.ndarray, rho: np.ndarray, s: int, R: int, out: np.ndarray) -> None:
@@ -252,19 +269,25 @@ def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
     total = np.bincount(k, np.where(weight < 0.5, rb, rounded).ravel().astype(np.float64), minlength=S)
     radii = np.arange(S, dtype=np.float64) - R
     radii[n > 0] = total[n > 0] / n[n > 0]
-    if s > 1:
-        weight = cv2.resize(weight, (W, H), interpolation=cv2.INTER_NEAREST)
-    r = np.rint(rho)
-    np.clip(r, -R, R - 1, out=r)
-    rho = np.subtract(rho, r)
-    rho *= weight
-    # A CoC a thousandth of a working pixel off its slot is that slot: left fractional it
-    # would put a matte of ~1e-6 into the next slot, which then counts as occupied (on a
-    # subject in focus at a d_f a hair below its disparity, a whole "in front" slot and the
-    # 10-channel upsampling for nothing: 12 MP upsampling 1.37 -> 0.55 s).
-    np.putmask(rho, np.abs(rho) < MIN_SHARE, 0.0)
-    rho += r
-    return rho, radii
+    out = np.empty_like(rho)
+    rows = BAND_BLOCKS * s
+
+    def one_band(y0):
+        band = rho[y0:y0 + rows]
+        r = np.rint(band)
+        np.clip(r, -R, R - 1, out=r)
+        frac = np.subtract(band, r)
+        wb = weight[y0 // s:(y0 + rows) // s]             # block rows: each block's weight on its s x s pixels
+        frac *= cv2.resize(wb, (W, band.shape[0]), interpolation=cv2.INTER_NEAREST) if s > 1 else wb
+        # A CoC a thousandth of a working pixel off its slot is that slot: left fractional it
+        # would put a matte of ~1e-6 into the next slot, which then counts as occupied (on a
+        # subject in focus at a d_f a hair below its disparity, a whole "in front" slot and
+        # the 10-channel upsampling for nothing: 12 MP upsampling 1.37 -> 0.55 s).
+        np.putmask(frac, np.abs(frac) < MIN_SHARE, 0.0)
+        np.add(frac, r, out=out[y0:y0 + rows])
+
+    _in_bands(one_band, range(0, H, rows))
+    return out, radii
 
 
 def compact_slots(slices: np.ndarray, occupied: np.ndarray | None = None) -> dict:

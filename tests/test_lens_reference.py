@@ -646,3 +646,19 @@ def test_slicing_equals_a_pixel_by_pixel_reference(rng, s):
     got = lens.split_slices(img, rho, s, band_blocks=3)
     np.testing.assert_allclose(got, ref, atol=2e-6, rtol=0)
     assert (got[R - 3, 3, -3:, :5] == 1.0).all() and got[R - 2, 3, -3:, :5].max() == 0.0   # one slot only
+
+
+def test_slicing_in_parallel_bands_equals_one_thread(rng, monkeypatch):
+    """Slicing and slot rounding run in row bands on REFOCUS_THREADS threads; the slots must
+    not depend on how many."""
+    s, H, W = 3, 7 * 3 * 10 + 2, 61 * 3
+    img = rng.random((H, W, 3)).astype(np.float32)
+    rho = np.where(rng.random((H, W)) < 0.5, rng.uniform(-11.9, 11.9, (H, W)), 0.3).astype(np.float32)
+    rho = np.pad(rho, ((0, -H % s), (0, -W % s)), mode="edge")
+    got = {}
+    for n in ("1", "4"):
+        monkeypatch.setenv("REFOCUS_THREADS", n)
+        snapped, radii = lens.snap_to_slots(rho, s)
+        got[n] = (snapped, radii, lens.split_slices(img, snapped, s, band_blocks=7))
+    for a, b in zip(got["1"], got["4"]):
+        np.testing.assert_array_equal(a, b)

@@ -39,9 +39,8 @@ _SRGB_LUT = None
 
 
 def _threads() -> int:
-    import os
-    n = int(os.environ.get("REFOCUS_THREADS", "0") or 0)
-    return n if n > 0 else min(8, os.cpu_count() or 1)
+    from .. import runtime
+    return min(8, runtime.threads())
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
