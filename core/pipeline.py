@@ -105,16 +105,16 @@ def refocus_image(linear, settings=None, *, disparity=None, subject_mask=None, p
         if not np.isfinite(disp).all():
             raise BadInputError("disparity: contains NaN or infinite values")
         disp = np.clip(disp, 0, 1)
-        depth_source = "given"
+        depth_source, clean_edges = "given", True
     else:
         hints = {"faces": [(x / W, y / H, w / W, h / H) for x, y, w, h in xmp_faces]} if xmp_faces else None
-        disp, depth_source, original = _estimate(photo if photo is not None else img, settings,
-                                                 subject_mask, device, hints)
+        disp, depth_source, original, clean_edges = _estimate(photo if photo is not None else img, settings,
+                                                              subject_mask, device, hints)
         if original is not None and original.shape[:2] == (H, W):
             img = original
             notes.append("started from the unblurred original stored in the file")
     notes.append(f"depth: {depth_source}")
-    if not depth_source.startswith("fallback"):    # the offline default's soft edges are mattes
+    if clean_edges:                                   # see DepthResult.clean_edges
         from .depth.edges import clean_depth_edges
         disp, n_hard, n_moved = clean_depth_edges(disp, img)
         if n_hard:
@@ -163,7 +163,7 @@ def _estimate(photo_or_image, settings, subject_mask, device, hints=None):
     from .depth import estimate_depth
     res = estimate_depth(photo_or_image, source=settings.depth, model=settings.model, device=device,
                          subject_mask=subject_mask, **({"hints": hints} if hints else {}))
-    return res.disparity, f"{res.source} ({res.detail})", res.original
+    return res.disparity, f"{res.source} ({res.detail})", res.original, res.clean_edges
 
 
 def refocus_file(path, settings=None, *, depth=None, depth_kind: str = "disparity", subject_mask=None,

@@ -75,8 +75,7 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
     else:
         depth_name = Path(depth).name
     t1 = time.perf_counter()
-    # the offline default's soft edges are mattes made on purpose: kept as they are
-    harden = not soft_depth and not (auto_depth and res.source == "fallback")
+    harden = not soft_depth and (not auto_depth or res.clean_edges)     # see DepthResult.clean_edges
     out = render_linear(linear, disp, focus_disparity, K, aperture=aperture, blades=blades,
                         rotation=rotation, highlight_gain=highlight_gain, device=device,
                         harden_edges=harden, info=info)

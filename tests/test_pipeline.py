@@ -138,3 +138,31 @@ def test_grey_and_single_channel_images_through_every_step(channels, rng):
     assert np.isfinite(res.linear).all()
     if channels == 3:
         assert np.array_equal(res.linear[..., 0], res.linear[..., 2])     # grey stays grey
+
+
+def test_only_the_offline_default_map_skips_the_depth_edge_clean_up(scene, monkeypatch, tmp_path):
+    """Given and estimated maps get their depth edges cleaned up; the offline default's soft
+    edges are mattes made on purpose and are rendered as they are (pipeline and render_file
+    follow the same rule, DepthResult.clean_edges)."""
+    import cv2
+    from refocus.depth import DepthResult, edges
+    from refocus.render import render_file
+    assert not DepthResult(np.zeros((2, 2), np.float32), "fallback").clean_edges
+    assert all(DepthResult(np.zeros((2, 2), np.float32), s).clean_edges for s in ("embedded", "model", "file"))
+    monkeypatch.setenv("REFOCUS_HOME", str(tmp_path / "home"))     # no depth model installed: auto = fallback
+    calls = []
+    real = edges.clean_depth_edges
+    monkeypatch.setattr(edges, "clean_depth_edges", lambda d, img=None: calls.append(d.shape) or real(d, img))
+    img, d = scene
+    s = {"focus": "disparity", "focus_disparity": 0.8, "blur": 10}
+    refocus_image(img, s, disparity=d, device="cpu")
+    assert len(calls) == 1
+    res = refocus_image(img, dict(s, depth="fallback"), device="cpu")
+    assert res.depth_source.startswith("fallback") and len(calls) == 1
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), (img[..., ::-1] * 255).astype(np.uint8))
+    cv2.imwrite(str(tmp_path / "d.png"), (d * 65535).astype(np.uint16))
+    render_file(photo, tmp_path / "a.png", depth=tmp_path / "d.png", focus_disparity=0.8, K=10.0)
+    assert len(calls) == 2
+    info = render_file(photo, tmp_path / "b.png", depth="auto", focus_disparity=0.8, K=10.0)
+    assert info.depth_source.startswith("fallback") and len(calls) == 2

@@ -38,6 +38,12 @@ class DepthResult:
     timings: dict = field(default_factory=dict)
     original: np.ndarray | None = None
 
+    @property
+    def clean_edges(self) -> bool:
+        """Whether the renderer cleans up this map's depth edges (:mod:`refocus.depth.edges`):
+        not the offline default's, whose soft edges are mattes made on purpose."""
+        return self.source != "fallback"
+
 
 def estimate_depth(photo_or_path, *, source: str = "auto", model=None, device: str = "auto",
                    subject_mask=None, hints=None) -> DepthResult:
