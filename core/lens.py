@@ -435,7 +435,7 @@ def _render(image, disparity, focus_disparity, K, aperture, blades, rotation, de
     feeds = compact_slots(slices, occupied)
     del slices
     feeds.update(_kernels(R, aperture, blades, rotation, radii, occupied))
-    back, backf, front = lens.run(["back", "backf", "front"], feeds)
+    back, backf, front = lens.run(["back", "backf", "front"], feeds, runtime.shrink_after())
     t4 = time.perf_counter()
 
     # low-resolution fields of the guided upsampling (see onnx_models/guided_upsample.py)
@@ -474,7 +474,8 @@ def _render(image, disparity, focus_disparity, K, aperture, blades, rotation, de
             "upsize": np.array([(ly1 - ly0) * s, w * s], np.int64),
             "crop": np.array([y0 - ly0 * s, 0], np.int64),
         })
-        out[y0:y1] = graph.run(["linear"], feeds)[0][0]
+        last = y1 == H                      # then the arenas give their memory back
+        out[y0:y1] = graph.run(["linear"], feeds, runtime.shrink_after() if last else None)[0][0]
     t5 = time.perf_counter()
     info.timings.update({"edges": te - t0, "prepare": t1 - te, "highlights": t2 - t1, "slices": t3 - t2,
                          "lens_graph": t4 - t3, "upsample_graph": t5 - t4})

@@ -183,6 +183,17 @@ def test_no_hugepage_stalls_switches_numpy_off_unless_the_user_said_otherwise(mo
         _set_madvise_hugepage(before)
 
 
+def test_the_renderers_graphs_reuse_memory_in_an_arena_given_back_after_a_render(tmp_path):
+    """The lens and upsampling graphs run with onnxruntime's CPU arena and the renderer hands
+    it back (RunOptions arena shrinkage); other sessions (depth models) keep the default off."""
+    for name in ("lens_blur", "guided_upsample", "guided_upsample_behind"):
+        assert runtime.graph_session(name, "cpu").get_session_options().enable_cpu_mem_arena
+    model = tmp_path / "m.onnx"
+    model.write_bytes(onnx_models.graph_path("guided_upsample_behind").read_bytes())
+    assert not runtime.session_for_file(model, "cpu").get_session_options().enable_cpu_mem_arena
+    assert runtime.shrink_after().get_run_config_entry("memory.enable_memory_arena_shrinkage") == "cpu:0"
+
+
 def test_describe():
     d = runtime.describe()
     import onnxruntime
