@@ -105,3 +105,27 @@ def test_render_command_soft_depth_keeps_the_map(tmp_path):
         made_hard = int(res.output.split(" soft depth-edge px")[0].rsplit(", ", 1)[1])
         assert (made_hard > 0) == (name == "hard")
     assert np.abs(outs["hard"].astype(int) - outs["soft"]).max() > 1000
+
+
+@pytest.mark.parametrize("shape", [(301, 433), (1001, 1369)])   # one and a 2x reduced grid (odd: 685 cells)
+def test_hardening_at_the_steep_pixels_equals_the_full_size_formula(rng, shape):
+    """The full-size pass looks only at steep pixels; it must pick the same pixels and give
+    them the same levels as the formula evaluated everywhere (edges._candidates)."""
+    import math
+    from refocus.depth import edges
+    H, W = shape
+    yy, xx = np.mgrid[0:H, 0:W]
+    d = 0.2 + 0.1 * yy / H                                              # a floor ...
+    for cy, cx, rad, level in [(0.4, 0.3, 0.2, 0.8), (0.6, 0.7, 0.15, 0.55), (0.2, 0.8, 0.08, 0.95),
+                               (0.75, 0.97, 0.05, 0.9)]:                 # the last at the right border
+        d = np.where((yy - cy * H) ** 2 + (xx - cx * W) ** 2 < (rad * W) ** 2, level, d)   # ... and objects
+    d = cv2.GaussianBlur(d.astype(np.float32), (0, 0), 2.5 * max(H, W) / 640)  # a model's soft steps
+    d += rng.normal(0, 0.002, d.shape).astype(np.float32)
+    out, n = harden_soft_edges(d)
+    scale = max(H, W) / 640.0
+    r, f = max(2, int(round(edges.RADIUS * scale))), max(1, int(math.floor(scale)))
+    sel, (t, hi, lo) = edges._candidates(d, r, f, edges.STEEP / max(H, W))
+    ref = d.copy()
+    ref[sel] = np.where(t[sel] >= 0.5, hi[sel], lo[sel])
+    assert n == int(sel.sum()) > 100
+    np.testing.assert_array_equal(out, ref)

@@ -76,6 +76,59 @@ def _candidates(d: np.ndarray, r: int, f: int, steep_thr: float) -> np.ndarray:
     return sel, (t, hi, lo)
 
 
+def _hardened_at_steep(d: np.ndarray, r: int, f: int, steep_thr: float):
+    """The full-size pass of :func:`harden_soft_edges` evaluated at the steep pixels only
+    (a few percent of a model's map): the same selection and values as
+    ``_candidates(d, r, f, steep_thr)``, without full-size temporaries for the levels, the
+    position between them and the neighbour step.  Returns (ys, xs, new values) or None."""
+    import cv2
+    H, W = d.shape
+    gx = cv2.Sobel(d, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(d, cv2.CV_32F, 0, 1, ksize=3)
+    steep = cv2.magnitude(gx, gy) > 8.0 * steep_thr
+    del gx, gy
+    if not steep.any():
+        return None
+    w = 6 * r + 1
+    share = cv2.boxFilter(steep.astype(np.float32), -1, (w, w), borderType=cv2.BORDER_REPLICATE)
+    ys, xs = np.nonzero(steep & (share < MAX_STEEP_SHARE))
+    del share, steep
+    if ys.size == 0:
+        return None
+    # levels on the reduced grid, read where the full-size nearest-neighbour resize would
+    # read them (the same index maps, made by resizing index ramps)
+    box = np.ones((f, f), np.uint8)
+    hi = cv2.dilate(d, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::f, ::f] if f > 1 else d
+    lo = cv2.erode(d, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::f, ::f] if f > 1 else d
+    rs = max(1, int(round(r / f)))
+    se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rs + 1, 2 * rs + 1))
+    hi, lo = cv2.dilate(np.ascontiguousarray(hi), se), cv2.erode(np.ascontiguousarray(lo), se)
+    if f > 1:
+        hs, ws = hi.shape
+        col = cv2.resize(np.arange(ws, dtype=np.float32)[None, :], (W, 1), interpolation=cv2.INTER_NEAREST)
+        row = cv2.resize(np.arange(hs, dtype=np.float32)[:, None], (1, H), interpolation=cv2.INTER_NEAREST)
+        sy, sx = row[ys, 0].astype(np.intp), col[0, xs].astype(np.intp)
+    else:
+        sy, sx = ys, xs
+    hi_p, lo_p, v = hi[sy, sx], lo[sy, sx], d[ys, xs]
+    span = hi_p - lo_p
+    t = (v - lo_p) / np.maximum(span, 1e-6)
+    # largest difference to a 3x3 neighbour (outside the image: none)
+    nmax, nmin = v.copy(), v.copy()
+    for dy in (-1, 0, 1):
+        yy = np.clip(ys + dy, 0, H - 1)
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                nb = d[yy, np.clip(xs + dx, 0, W - 1)]
+                np.maximum(nmax, nb, out=nmax)
+                np.minimum(nmin, nb, out=nmin)
+    step = np.maximum(nmax - v, v - nmin)
+    keep = (t > IN_BETWEEN) & (t < 1.0 - IN_BETWEEN) & (span > MIN_SPAN) & (step < MAX_STEP * span)
+    if not keep.any():
+        return None
+    return ys[keep], xs[keep], np.where(t[keep] >= 0.5, hi_p[keep], lo_p[keep])
+
+
 def harden_soft_edges(disparity: np.ndarray) -> tuple[np.ndarray, int]:
     """Return (disparity with its soft steps made hard, number of pixels changed).
 
@@ -97,14 +150,13 @@ def harden_soft_edges(disparity: np.ndarray) -> tuple[np.ndarray, int]:
         sel, _ = _candidates(small, max(2, int(round(r / f))), 1, STEEP / max(small.shape))
         if not sel.any():
             return disparity, 0
-    sel, levels = _candidates(d, r, f, steep_thr)
-    n = int(sel.sum())
-    if n == 0:
+    found = _hardened_at_steep(d, r, f, steep_thr)
+    if found is None:
         return disparity, 0
-    t, hi, lo = levels
+    ys, xs, values = found
     out = d.copy()
-    out[sel] = np.where(t[sel] >= 0.5, hi[sel], lo[sel])
-    return out, n
+    out[ys, xs] = values
+    return out, int(ys.size)
 
 
 def clean_depth_edges(disparity: np.ndarray, linear: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
