@@ -379,16 +379,12 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     image = np.ascontiguousarray(image, dtype=np.float32)
     # the light sources depend on the photo only: found in a second thread (numpy and OpenCV
     # release the GIL) while the depth map is cleaned up and turned into CoC
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(1, thread_name_prefix="refocus-highlights") as pool:
-        lights = pool.submit(_highlights.highlight_mask, image, highlight_gain) if highlight_gain > 1.0 else None
-        return _render(image, disparity, focus_disparity, K, aperture, blades, rotation, device,
-                       harden_edges, info, squeeze, lights, t0)
-
-
-def _render(image, disparity, focus_disparity, K, aperture, blades, rotation, device, harden_edges,
-            info, squeeze, lights, t0):
-    """render_linear after validation; `lights`: the future of the highlight detection."""
+    lights = None
+    if highlight_gain > 1.0:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(1, thread_name_prefix="refocus-highlights")
+        lights = pool.submit(_highlights.highlight_mask, image, highlight_gain)
+        pool.shutdown(wait=False)            # the one task still runs; its thread ends with it
     from refocus import runtime
     if harden_edges:
         from .depth.edges import clean_depth_edges

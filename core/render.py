@@ -56,26 +56,26 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
             raise BadInputError(f"{depth_out}: --depth-out writes a 16-bit PNG; use a .png name")
         rwrite.check_output(depth_out, overwrite=overwrite, inputs=depth_inputs + [output])
     if auto_depth:
-        photo = rio.read_photo(input)
-    else:                      # the map is read in a second thread while the photo is decoded
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(1, thread_name_prefix="refocus-depth") as pool:
-            map_read = pool.submit(imageio.read_depth, depth, None, kind=depth_kind)
-            photo = rio.read_photo(input)              # the photo's errors first, as before
-            disp = imageio.fit_depth(map_read.result(), photo.linear.shape[:2], depth)
-    linear = photo.linear
-    if auto_depth:
         from .depth import estimate_depth
+        photo = rio.read_photo(input)
+        linear = photo.linear
         res = estimate_depth(photo, model=model, device=device)
         disp = res.disparity
         if res.original is not None and res.original.shape[:2] == disp.shape:
             linear = res.original
         info.depth_source = f"{res.source} ({res.detail})"
         depth_name = f"{res.source}: {res.detail}"
-    else:
+        harden = not soft_depth and res.clean_edges          # see DepthResult.clean_edges
+    else:                      # the map is read in a second thread while the photo is decoded
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(1, thread_name_prefix="refocus-depth") as pool:
+            map_read = pool.submit(imageio.read_depth, depth, None, kind=depth_kind)
+            photo = rio.read_photo(input)              # the photo's errors first, as before
+            disp = imageio.fit_depth(map_read.result(), photo.linear.shape[:2], depth)
+        linear = photo.linear
         depth_name = Path(depth).name
+        harden = not soft_depth
     t1 = time.perf_counter()
-    harden = not soft_depth and (not auto_depth or res.clean_edges)     # see DepthResult.clean_edges
     out = render_linear(linear, disp, focus_disparity, K, aperture=aperture, blades=blades,
                         rotation=rotation, highlight_gain=highlight_gain, device=device,
                         harden_edges=harden, info=info)

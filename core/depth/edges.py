@@ -38,30 +38,41 @@ MAX_STEP = 0.3          # largest neighbour difference, as a fraction of the spa
 MAX_STEEP_SHARE = 0.7   # largest share of steep pixels around a step (more: a steep slope)
 
 
-def _levels(d: np.ndarray, r: int, f: int):
-    """Lowest and highest disparity within radius r, computed on an f-times reduced grid."""
+def _grid_levels(d: np.ndarray, r: int, f: int):
+    """Lowest and highest disparity within radius r, on the f-times reduced grid."""
     import cv2
-    H, W = d.shape
     if f > 1:
         box = np.ones((f, f), np.uint8)
-        hi = cv2.dilate(d, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::f, ::f]
-        lo = cv2.erode(d, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::f, ::f]
+        hi = np.ascontiguousarray(cv2.dilate(d, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::f, ::f])
+        lo = np.ascontiguousarray(cv2.erode(d, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::f, ::f])
     else:
         hi = lo = d
     rs = max(1, int(round(r / f)))
     se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rs + 1, 2 * rs + 1))
-    hi, lo = cv2.dilate(hi, se), cv2.erode(lo, se)
+    return cv2.dilate(hi, se), cv2.erode(lo, se)
+
+
+def _levels(d: np.ndarray, r: int, f: int):
+    """:func:`_grid_levels` at full size (nearest neighbour)."""
+    import cv2
+    H, W = d.shape
+    hi, lo = _grid_levels(d, r, f)
     if f > 1:
         hi = cv2.resize(hi, (W, H), interpolation=cv2.INTER_NEAREST)
         lo = cv2.resize(lo, (W, H), interpolation=cv2.INTER_NEAREST)
     return hi, lo
 
 
-def _candidates(d: np.ndarray, r: int, f: int, steep_thr: float) -> np.ndarray:
+def _steep(d: np.ndarray, steep_thr: float) -> np.ndarray:
     import cv2
     gx = cv2.Sobel(d, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(d, cv2.CV_32F, 0, 1, ksize=3)
-    steep = cv2.magnitude(gx, gy) > 8.0 * steep_thr         # Sobel is 8x the slope per pixel
+    return cv2.magnitude(gx, gy) > 8.0 * steep_thr          # Sobel is 8x the slope per pixel
+
+
+def _candidates(d: np.ndarray, r: int, f: int, steep_thr: float) -> np.ndarray:
+    import cv2
+    steep = _steep(d, steep_thr)
     if not steep.any():
         return np.zeros(d.shape, bool), None
     hi, lo = _levels(d, r, f)
@@ -83,10 +94,7 @@ def _hardened_at_steep(d: np.ndarray, r: int, f: int, steep_thr: float):
     position between them and the neighbour step.  Returns (ys, xs, new values) or None."""
     import cv2
     H, W = d.shape
-    gx = cv2.Sobel(d, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(d, cv2.CV_32F, 0, 1, ksize=3)
-    steep = cv2.magnitude(gx, gy) > 8.0 * steep_thr
-    del gx, gy
+    steep = _steep(d, steep_thr)
     if not steep.any():
         return None
     w = 6 * r + 1
@@ -95,14 +103,9 @@ def _hardened_at_steep(d: np.ndarray, r: int, f: int, steep_thr: float):
     del share, steep
     if ys.size == 0:
         return None
-    # levels on the reduced grid, read where the full-size nearest-neighbour resize would
-    # read them (the same index maps, made by resizing index ramps)
-    box = np.ones((f, f), np.uint8)
-    hi = cv2.dilate(d, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::f, ::f] if f > 1 else d
-    lo = cv2.erode(d, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::f, ::f] if f > 1 else d
-    rs = max(1, int(round(r / f)))
-    se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rs + 1, 2 * rs + 1))
-    hi, lo = cv2.dilate(np.ascontiguousarray(hi), se), cv2.erode(np.ascontiguousarray(lo), se)
+    # levels on the reduced grid, read where _levels' nearest-neighbour resize would read
+    # them (the same index maps, made by resizing index ramps)
+    hi, lo = _grid_levels(d, r, f)
     if f > 1:
         hs, ws = hi.shape
         col = cv2.resize(np.arange(ws, dtype=np.float32)[None, :], (W, 1), interpolation=cv2.INTER_NEAREST)
