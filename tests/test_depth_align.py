@@ -69,6 +69,65 @@ def test_an_objects_own_inner_edge_does_not_pull_an_exact_outline_in():
     assert n == 0
 
 
+def _discs(colours, r=40.0, H=480, W=640, seed=1):
+    """Four flat discs (near, d = 0.8) in a 2x2 grid on a textured background (d = 0.2), each
+    with its colour; returns (linear image, exact map, list of each disc's pixel mask)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    bg = np.array([0.08, 0.12, 0.30], np.float32)
+    img = (bg + 0.03 * rng.standard_normal((H, W, 1))).astype(np.float32)
+    d = np.full((H, W), 0.2, np.float32)
+    masks = []
+    for (cy, cx), col in zip([(140, 180), (140, 460), (340, 180), (340, 460)], colours):
+        cov = np.clip(r + 0.5 - np.hypot(yy - cy, xx - cx), 0, 1)[..., None]
+        img = cov * np.asarray(col, np.float32) + (1 - cov) * img
+        d[cov[..., 0] >= 0.5] = 0.8
+        masks.append(np.hypot(yy - cy, xx - cx) < r + 12)
+    return np.clip(img, 0, 1).astype(np.float32), d, masks
+
+
+def test_a_grown_outline_moves_whole_where_the_photo_hides_part_of_it():
+    # along a third of the outline the disc's rim (20 px) has the background's colour: no
+    # edge within reach there, but the outline is 6 px off along the rest, so there too
+    img, exact, _ = _scene()
+    H, W = exact.shape
+    yy, xx = np.mgrid[0:H, 0:W]
+    rho, phi = np.hypot(yy - H / 2, xx - W / 2), np.arctan2(yy - H / 2, xx - W / 2)
+    hidden = (rho > 100) & (rho < 121) & (phi < -np.pi / 3)
+    img[hidden] = np.array([0.08, 0.12, 0.30], np.float32)
+    bad = cv2.dilate(exact, _disc(6))
+    out, _ = align_depth_edges(bad, img)
+    sector = (rho > 100) & (rho < 140) & (phi < -np.pi / 3 - 0.1)
+    assert _wrong(out[sector], exact[sector]) <= 0.1 * _wrong(bad[sector], exact[sector])
+    assert _wrong(out, exact) <= 0.05 * _wrong(bad, exact)
+
+
+def test_outlines_between_the_same_depths_move_together():
+    # three discs stand out clearly, the fourth barely (its colour is near the background's
+    # except along a quarter of its outline): alone it would not move; like the others its
+    # map is 5 px too large, and moves with them
+    strong = [(0.70, 0.45, 0.10), (0.20, 0.60, 0.15), (0.65, 0.20, 0.50)]
+    img, exact, masks = _discs(strong + [(0.10, 0.14, 0.33)])
+    H, W = exact.shape
+    yy, xx = np.mgrid[0:H, 0:W]
+    quarter = masks[3] & (xx > 460) & (yy < 340)
+    img[quarter & (exact > 0.5)] = (0.75, 0.75, 0.2)
+    bad = cv2.dilate(exact, _disc(5))
+    out, _ = align_depth_edges(bad, img)
+    for m in masks:
+        assert _wrong(out[m], exact[m]) <= 0.1 * _wrong(bad[m], exact[m])
+
+
+def test_an_exact_outline_stays_when_others_at_the_same_depths_are_off():
+    cols = [(0.70, 0.45, 0.10), (0.20, 0.60, 0.15), (0.65, 0.20, 0.50), (0.80, 0.80, 0.75)]
+    img, exact, masks = _discs(cols)
+    bad = np.where(masks[3], exact, cv2.dilate(exact, _disc(5)))    # three grown, one exact
+    out, _ = align_depth_edges(bad, img)
+    assert np.array_equal(out[masks[3]], exact[masks[3]])
+    for m in masks[:3]:
+        assert _wrong(out[m], exact[m]) <= 0.05 * _wrong(bad[m], exact[m])
+
+
 def test_slopes_and_smooth_maps_are_left_alone():
     img, _, _ = _scene()
     H, W = img.shape[:2]

@@ -45,8 +45,14 @@ MIN_CONTRAST = 0.08  # sum over R, G, B of the sRGB jump (0..1) at the new place
 ALONG = 6.0          # px per 640: averaging of the evidence along the outline (Gaussian sigma)
 MODE = 12.0          # px per 640: neighbourhood whose usual shift replaces an odd one
 MAJORITY = 0.5       # share of an outline that must want to move the same way
+FILL = 0.6           # share of an outline agreeing on one shift (+-1 px) that moves all of it
 WORK = 1280          # long side of the grid the shifts are estimated on (larger maps: scaled)
 _COVER_MIN = 0.003   # squared linear colour distance between the sides below which colour can't tell
+
+
+import os
+def _dbg(*a):
+    if os.environ.get('ALIGN_DEBUG'): print(*a)
 
 
 def _k4():
@@ -163,6 +169,7 @@ def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
     here = A[i0 - 1:i0 + 2].max(0)
     keep = (A[i0] >= A[i0 - 1]) & (A[i0] >= A[i0 + 1]) & (A[i0] >= KEEP * strongest)
     ok = (bval > RATIO * here) & (bval > MIN_CONTRAST) & ~keep & (s_best != 0)
+    _dbg('cand', n, (s_best!=0).sum(), 'ratio', ((bval > RATIO * here)&(s_best!=0)).sum(), 'contrast',((bval > MIN_CONTRAST)&(s_best!=0)).sum(), 'keep', keep.sum(), 'ok', ok.sum())
     if not ok.any():
         return None
     # the band that changes side must look more like the side it joins
@@ -182,9 +189,11 @@ def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
         for o, want_near in sides:
             is_near = map_at(o, j) >= mid[j]
             ok[np.nonzero(j)[0][is_near != want_near]] = False
+    _dbg('after sides', ok.sum())
     to_near = avg(np.abs(band - near_c).sum(-1)) < avg(np.abs(band - far_c).sum(-1))
     ok &= np.where(s_best > 0, to_near, ~to_near)
     sh = np.where(ok, s_best, 0).astype(np.float32)
+    _dbg('after alike', ok.sum())
     if not sh.any():
         return None
     # an odd shift gives way to the one most of the outline nearby has
@@ -195,16 +204,62 @@ def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
     vals = np.unique(sh)
     usual = vals[np.stack([vote((sh == v).astype(np.float32)) for v in vals]).argmax(0)]
     sh = np.where(np.abs(sh - usual) <= 1, sh, usual).astype(np.float32)
+    _dbg('after mode', (sh!=0).sum())
     # an outline moves only where most of it wants to move the same way
     n_lab, lab = cv2.connectedComponents(En.astype(np.uint8), connectivity=8)
     lab = lab[ys, xs]
     count = np.maximum(np.bincount(lab, minlength=n_lab), 1)
     grow = np.bincount(lab, weights=sh > 0, minlength=n_lab) / count
     shrink = np.bincount(lab, weights=sh < 0, minlength=n_lab) / count
+    # ... and one that mostly agrees on one shift is off by it all along, as are all the
+    # outlines between the same two depths (the holes of a fence, a row of coins) when most
+    # of them agree: the stretches where the photo's evidence was weak (an edge the colour of
+    # the background, texture at the map's edge) move with the rest
+    key = np.rint(d[ys, xs] / STEP * 2).astype(np.intp) * 4096 + np.rint(lo[ys, xs] / STEP * 2).astype(np.intp)
+    _, pair = np.unique(key, return_inverse=True)
+    v_p, agree_p = _consensus(pair.ravel(), sh, S)
     sh = np.where(((sh > 0) & (grow[lab] >= MAJORITY)) | ((sh < 0) & (shrink[lab] >= MAJORITY)), sh, 0)
+    v_c, agree_c = _consensus(lab, sh, S)
+    # (but not an outline whose photo edges lie at the map's edge rather than at that shift:
+    # that one is right, whatever the others do)
+    vv = np.clip(v_p[:, None] + np.arange(-1, 2)[None], -S, S) + S
+    at_v = A[vv, ar[:, None]].max(1)
+    by_pair = (agree_p >= FILL) & (v_p != 0)
+    there = np.bincount(lab, weights=np.where(by_pair, at_v, 0), minlength=n_lab)
+    by_pair &= (there > np.bincount(lab, weights=np.where(by_pair, here, 0), minlength=n_lab))[lab]
+    target = np.where(by_pair, v_p, v_c)
+    fill = np.nonzero(np.where(by_pair, np.abs(sh - v_p) > 1, (sh == 0) & (agree_c >= FILL) & (v_c != 0)))[0]
+    _dbg('fill cand', len(fill), 'by pair', by_pair.sum())
+    if len(fill):
+        v = target[fill]
+        cands = np.stack([np.clip(v + k, -S, S) for k in (-1, 0, 1)])
+        cands = np.where(cands == 0, v, cands)
+        pick = cands[A[cands + S, fill].argmax(0), np.arange(len(fill))]   # the strongest edge of the three
+        good = np.ones(len(fill), bool)
+        for s in np.unique(pick):
+            q = pick == s
+            inner, outer = min(0, s), max(0, s) + 1
+            for o, want_near in ((inner - 1, True), (inner - 2, True), (outer + 1, False), (outer + 2, False)):
+                good[q] &= (map_at(o, fill[q]) >= mid[fill[q]]) == want_near
+        sh[fill[good]] = pick[good]
+        _dbg('filled', good.sum())
     if not sh.any():
         return None
     return ys, xs, sh.astype(np.float32)
+
+
+def _consensus(group: np.ndarray, sh: np.ndarray, S: int):
+    """Per step pixel: the shift most of its group agrees on (to +-1 px) and the share of the
+    group that does (pixels that do not move count against it)."""
+    n_g = int(group.max()) + 1
+    nv = 2 * S + 1
+    cnt = np.bincount(group * nv + (sh.astype(np.intp) + S), minlength=n_g * nv).reshape(n_g, nv)
+    total = np.maximum(cnt.sum(1), 1)
+    cnt[:, S] = 0
+    win = cnt.copy()
+    win[:, 1:] += cnt[:, :-1]
+    win[:, :-1] += cnt[:, 1:]
+    return (win.argmax(1) - S)[group], (win.max(1) / total)[group]
 
 
 def _apply(d: np.ndarray, steps, sh_at) -> np.ndarray:
