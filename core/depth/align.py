@@ -19,10 +19,13 @@ there when the evidence is clear:
   the side it leaves, and both sides are there in the map beyond the new place (a hair one
   pixel wide has no inside to shrink to);
 * *consistent*: an odd shift gives way to the one most of the outline nearby, facing the
-  same way, has (``MODE``),
-  and an outline moves only where most of it (``MAJORITY``) wants to move the same way: a map
-  that is off is off along the whole outline, while a correct map only disagrees with the
-  photo in places (where the object's edge colour matches the background).
+  same way, has (``MODE``); an outline moves only where most of it (``MAJORITY``) wants to
+  move the same way (a map that is off is off along the whole outline, while a correct map
+  only disagrees with the photo in places, where the object's edge colour matches the
+  background); and an outline, or all the outlines of one depth level, that mostly agree on
+  one shift, or whose evidence summed over all of them clearly says it, move whole
+  (:func:`_together`): the holes of a fence whose map is grown, a row of coins, a textured
+  object whose map edge lies in its own texture.
 
 The pixels along a moved step then go to the side whose colour they mostly have (coverage of
 at least one half, the rule exact maps follow), so the new step lies on the outline to the
@@ -48,11 +51,6 @@ MAJORITY = 0.5       # share of an outline that must want to move the same way
 FILL = 0.6           # share of an outline agreeing on one shift (+-1 px) that moves all of it
 WORK = 1280          # long side of the grid the shifts are estimated on (larger maps: scaled)
 _COVER_MIN = 0.003   # squared linear colour distance between the sides below which colour can't tell
-
-
-import os
-def _dbg(*a):
-    if os.environ.get('ALIGN_DEBUG'): print(*a)
 
 
 def _k4():
@@ -169,9 +167,7 @@ def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
     here = A[i0 - 1:i0 + 2].max(0)
     keep = (A[i0] >= A[i0 - 1]) & (A[i0] >= A[i0 + 1]) & (A[i0] >= KEEP * strongest)
     ok = (bval > RATIO * here) & (bval > MIN_CONTRAST) & ~keep & (s_best != 0)
-    _dbg('cand', n, (s_best!=0).sum(), 'ratio', ((bval > RATIO * here)&(s_best!=0)).sum(), 'contrast',((bval > MIN_CONTRAST)&(s_best!=0)).sum(), 'keep', keep.sum(), 'ok', ok.sum())
-    if not ok.any():
-        return None
+    # (with no step pixel clear on its own, the outlines together may still be: below)
     # the band that changes side must look more like the side it joins
     band = np.zeros((n, 3), np.float32)
     near_c = np.zeros((n, 3), np.float32)
@@ -189,63 +185,87 @@ def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
         for o, want_near in sides:
             is_near = map_at(o, j) >= mid[j]
             ok[np.nonzero(j)[0][is_near != want_near]] = False
-    _dbg('after sides', ok.sum())
     to_near = avg(np.abs(band - near_c).sum(-1)) < avg(np.abs(band - far_c).sum(-1))
     ok &= np.where(s_best > 0, to_near, ~to_near)
     sh = np.where(ok, s_best, 0).astype(np.float32)
-    _dbg('after alike', ok.sum())
+    if sh.any():
+        # an odd shift gives way to the one most of the outline nearby has
+        # (step pixels voting separately by the way they face, 8 directions: the two sides
+        # of a bar shifted sideways want opposite shifts)
+        facing = np.round(np.arctan2(ny, nx) * (4 / np.pi)).astype(np.intp) % 8
+        vote = averager(mode_sigma, [g for g in (np.nonzero(facing == b)[0] for b in range(8)) if len(g)])
+        vals = np.unique(sh)
+        usual = vals[np.stack([vote((sh == v).astype(np.float32)) for v in vals]).argmax(0)]
+        sh = np.where(np.abs(sh - usual) <= 1, sh, usual).astype(np.float32)
+    sh = _together(sh, En, ys, xs, d[ys, xs], A, here, S, along, map_at, mid)
     if not sh.any():
         return None
-    # an odd shift gives way to the one most of the outline nearby has
-    # (step pixels voting separately by the way they face, 8 directions: the two sides of a
-    # bar shifted sideways want opposite shifts)
-    facing = np.round(np.arctan2(ny, nx) * (4 / np.pi)).astype(np.intp) % 8
-    vote = averager(mode_sigma, [g for g in (np.nonzero(facing == b)[0] for b in range(8)) if len(g)])
-    vals = np.unique(sh)
-    usual = vals[np.stack([vote((sh == v).astype(np.float32)) for v in vals]).argmax(0)]
-    sh = np.where(np.abs(sh - usual) <= 1, sh, usual).astype(np.float32)
-    _dbg('after mode', (sh!=0).sum())
-    # an outline moves only where most of it wants to move the same way
+    return ys, xs, sh.astype(np.float32)
+
+
+def _together(sh, En, ys, xs, level, A, here, S, along, map_at, mid):
+    """The shifts of :func:`_shifts` made consistent along outlines and between them.
+
+    * An outline (connected near-side step pixels) moves only where most of it
+      (``MAJORITY``) wants to move the same way: a map that is off is off along the whole
+      outline, while a correct map only disagrees with the photo in places.
+    * An outline most of which (``FILL``) agrees on one shift (+-1 px) is off by it all
+      along: the stretches where the photo's evidence was weak (an edge the colour of the
+      background, texture at the map's edge) move with the rest.
+    * So are all the outlines of one depth level (the holes of a fence, a row of coins, the
+      sides of a sign) when most of their pixels agree, or when their evidence summed over
+      all of them (each pixel's profile scaled to its strongest edge) lies clearly at one
+      shift: ``RATIO`` times the edge at the map's, or, for outlines of at least ten
+      evidence lengths whose summed edge at the map's place is no peak, more than that edge
+      and ``RATIO`` times the median.  Not an outline whose own photo edges are stronger at
+      the map's edge than at that shift: that one is right, whatever the others do.
+
+    A pixel moved this way takes, of the shift and its two neighbours, the one where its
+    own photo edge is strongest, if both sides are there in the map beyond it.
+    """
+    import cv2
+    i0, ar = S, np.arange(len(sh))
+    shifts = np.arange(-S, S + 1)
     n_lab, lab = cv2.connectedComponents(En.astype(np.uint8), connectivity=8)
     lab = lab[ys, xs]
     count = np.maximum(np.bincount(lab, minlength=n_lab), 1)
     grow = np.bincount(lab, weights=sh > 0, minlength=n_lab) / count
     shrink = np.bincount(lab, weights=sh < 0, minlength=n_lab) / count
-    # ... and one that mostly agrees on one shift is off by it all along, as are all the
-    # outlines between the same two depths (the holes of a fence, a row of coins) when most
-    # of them agree: the stretches where the photo's evidence was weak (an edge the colour of
-    # the background, texture at the map's edge) move with the rest
-    key = np.rint(d[ys, xs] / STEP * 2).astype(np.intp) * 4096 + np.rint(lo[ys, xs] / STEP * 2).astype(np.intp)
-    _, pair = np.unique(key, return_inverse=True)
-    v_p, agree_p = _consensus(pair.ravel(), sh, S)
+    # the outlines of one depth level
+    _, grp = np.unique(np.rint(level / STEP * 2).astype(np.intp), return_inverse=True)
+    grp = grp.ravel()
+    n_g = int(grp.max()) + 1
+    v_g, agree_g = _consensus(grp, sh, S)
+    G = np.stack([np.bincount(grp, weights=a, minlength=n_g) for a in A / np.maximum(A.max(0), 1e-9)])
+    g_best = np.where((np.abs(shifts) >= 2)[:, None], G, -1.0).argmax(0)
+    Gv, G0 = G[g_best, np.arange(n_g)], G[i0 - 1:i0 + 2].max(0)
+    g_peak0 = (G[i0] >= G[i0 - 1]) & (G[i0] >= G[i0 + 1]) & (G[i0] >= KEEP * G.max(0))
+    long = np.bincount(grp, minlength=n_g) >= 10 * along
+    summed = ((Gv > RATIO * G0) | ((Gv > G0) & ~g_peak0 & long & (Gv > RATIO * np.median(G, 0))))[grp]
+    v_g = np.where(summed & (agree_g < FILL), shifts[g_best][grp], v_g)
+    by_level = ((agree_g >= FILL) | summed) & (v_g != 0)
+    at_v = A[np.clip(v_g[:, None] + np.arange(-1, 2)[None], -S, S) + S, ar[:, None]].max(1)
+    there = np.bincount(lab, weights=np.where(by_level, at_v, 0), minlength=n_lab)
+    by_level &= (there > np.bincount(lab, weights=np.where(by_level, here, 0), minlength=n_lab))[lab]
+    # majority per outline, then agreement per outline
     sh = np.where(((sh > 0) & (grow[lab] >= MAJORITY)) | ((sh < 0) & (shrink[lab] >= MAJORITY)), sh, 0)
     v_c, agree_c = _consensus(lab, sh, S)
-    # (but not an outline whose photo edges lie at the map's edge rather than at that shift:
-    # that one is right, whatever the others do)
-    vv = np.clip(v_p[:, None] + np.arange(-1, 2)[None], -S, S) + S
-    at_v = A[vv, ar[:, None]].max(1)
-    by_pair = (agree_p >= FILL) & (v_p != 0)
-    there = np.bincount(lab, weights=np.where(by_pair, at_v, 0), minlength=n_lab)
-    by_pair &= (there > np.bincount(lab, weights=np.where(by_pair, here, 0), minlength=n_lab))[lab]
-    target = np.where(by_pair, v_p, v_c)
-    fill = np.nonzero(np.where(by_pair, np.abs(sh - v_p) > 1, (sh == 0) & (agree_c >= FILL) & (v_c != 0)))[0]
-    _dbg('fill cand', len(fill), 'by pair', by_pair.sum())
+    target = np.where(by_level, v_g, v_c)
+    fill = np.nonzero(np.where(by_level, np.abs(sh - v_g) > 1, (sh == 0) & (agree_c >= FILL) & (v_c != 0)))[0]
     if len(fill):
         v = target[fill]
         cands = np.stack([np.clip(v + k, -S, S) for k in (-1, 0, 1)])
         cands = np.where(cands == 0, v, cands)
-        pick = cands[A[cands + S, fill].argmax(0), np.arange(len(fill))]   # the strongest edge of the three
+        pick = cands[A[cands + S, fill].argmax(0), np.arange(len(fill))]
         good = np.ones(len(fill), bool)
         for s in np.unique(pick):
             q = pick == s
             inner, outer = min(0, s), max(0, s) + 1
             for o, want_near in ((inner - 1, True), (inner - 2, True), (outer + 1, False), (outer + 2, False)):
                 good[q] &= (map_at(o, fill[q]) >= mid[fill[q]]) == want_near
+        sh = sh.copy()
         sh[fill[good]] = pick[good]
-        _dbg('filled', good.sum())
-    if not sh.any():
-        return None
-    return ys, xs, sh.astype(np.float32)
+    return sh
 
 
 def _consensus(group: np.ndarray, sh: np.ndarray, S: int):
