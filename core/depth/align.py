@@ -314,15 +314,14 @@ def _apply(d: np.ndarray, steps, sh_at) -> np.ndarray:
 
 
 def _settle(out: np.ndarray, before: np.ndarray, linear: np.ndarray, normal_at) -> np.ndarray:
-    """Smooth the moved steps (3x3 median) and put each pixel along them on the side whose
-    colour it mostly has (linear light: a mixed pixel is a linear blend of the two sides)."""
+    """Put each pixel along the moved steps on the side whose colour it mostly has (linear
+    light: a mixed pixel is a linear blend of the two sides).  (No median smoothing first:
+    it erased the wires and twigs a step had been moved onto, 0.1 dB over the corrupted maps.)"""
     import cv2
     moved = (np.abs(out - before) > 1e-6).astype(np.uint8)
-    zone = cv2.dilate(moved, np.ones((3, 3), np.uint8)) > 0
-    out = np.where(zone, cv2.medianBlur(out, 3), out)
     zone = cv2.dilate(moved, np.ones((5, 5), np.uint8)) > 0
     En, Ef, lo, hi = _steps(out)
-    res = out                                            # a new array (np.where); lo/hi read before
+    res = out.copy()                                     # lo/hi read before
     for sel, near_side in ((En & zone, True), (Ef & zone, False)):
         ys, xs = np.nonzero(sel)
         if not len(ys):
