@@ -118,6 +118,27 @@ def test_outlines_between_the_same_depths_move_together():
         assert _wrong(out[m], exact[m]) <= 0.1 * _wrong(bad[m], exact[m])
 
 
+def test_a_thin_part_the_map_shrank_to_a_sliver_grows_back_with_its_level():
+    # three discs and a bar 15 px wide at one depth; the map is eroded by 7 px, which
+    # leaves a line 1 px wide of the bar: the discs say the level is 7 px too small, so
+    # the sliver grows back too (it has no inside of its own to judge it by)
+    cols = [(0.70, 0.45, 0.10), (0.20, 0.60, 0.15), (0.65, 0.20, 0.50), (0.70, 0.70, 0.20)]
+    img, exact, masks = _discs(cols[:3] + [(0.08, 0.12, 0.30)])      # the fourth disc: none
+    H, W = exact.shape
+    yy, xx = np.mgrid[0:H, 0:W]
+    bar = (np.abs(xx - 460) <= 7) & (np.abs(yy - 340) <= 60)
+    img[bar] = cols[3]
+    exact = np.where(masks[3], 0.2, exact).astype(np.float32)
+    exact[bar] = 0.8
+    bad = cv2.erode(exact, _disc(7))
+    around = (np.abs(xx - 460) <= 20) & (np.abs(yy - 340) <= 52)     # along the bar, not its ends
+    assert 0 < np.count_nonzero(bad[around] > 0.5) <= 2 * 106
+    out, _ = align_depth_edges(bad, img)
+    assert _wrong(out[around], exact[around]) <= 0.1 * _wrong(bad[around], exact[around])
+    for m in masks[:3]:
+        assert _wrong(out[m], exact[m]) <= 0.1 * _wrong(bad[m], exact[m])
+
+
 def test_an_exact_outline_stays_when_others_at_the_same_depths_are_off():
     cols = [(0.70, 0.45, 0.10), (0.20, 0.60, 0.15), (0.65, 0.20, 0.50), (0.80, 0.80, 0.75)]
     img, exact, masks = _discs(cols)

@@ -197,13 +197,13 @@ def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
         vals = np.unique(sh)
         usual = vals[np.stack([vote((sh == v).astype(np.float32)) for v in vals]).argmax(0)]
         sh = np.where(np.abs(sh - usual) <= 1, sh, usual).astype(np.float32)
-    sh = _together(sh, En, ys, xs, d[ys, xs], A, here, S, along, map_at, mid)
+    sh = _together(sh, En, ys, xs, d[ys, xs], _thin(d, ys, xs, mid), A, here, S, along, map_at, mid)
     if not sh.any():
         return None
     return ys, xs, sh.astype(np.float32)
 
 
-def _together(sh, En, ys, xs, level, A, here, S, along, map_at, mid):
+def _together(sh, En, ys, xs, level, thin, A, here, S, along, map_at, mid):
     """The shifts of :func:`_shifts` made consistent along outlines and between them.
 
     * An outline (connected near-side step pixels) moves only where most of it
@@ -221,7 +221,10 @@ def _together(sh, En, ys, xs, level, A, here, S, along, map_at, mid):
       the map's edge than at that shift: that one is right, whatever the others do.
 
     A pixel moved this way takes, of the shift and its two neighbours, the one where its
-    own photo edge is strongest, if both sides are there in the map beyond it.
+    own photo edge is strongest, if both sides are there in the map beyond it.  A part that
+    its level grows needs no inside, and a sliver (``thin``: nowhere two pixels thick) no
+    sides at all: it is what is left of a part the map lost (a pole, a letter's stroke
+    narrower than twice an erosion).
     """
     import cv2
     i0, ar = S, np.arange(len(sh))
@@ -257,15 +260,35 @@ def _together(sh, En, ys, xs, level, A, here, S, along, map_at, mid):
         cands = np.stack([np.clip(v + k, -S, S) for k in (-1, 0, 1)])
         cands = np.where(cands == 0, v, cands)
         pick = cands[A[cands + S, fill].argmax(0), np.arange(len(fill))]
-        good = np.ones(len(fill), bool)
+        # (growing with its level, a part of the map needs no inside, and a sliver, nowhere
+        # two pixels thick, no sides at all: what is left of a part the map lost, a pole,
+        # a letter's thin stroke, grows back)
+        grows = by_level[fill] & (pick > 0)
+        good = grows & thin[fill]
+        ok_sides = np.ones(len(fill), bool)
         for s in np.unique(pick):
             q = pick == s
             inner, outer = min(0, s), max(0, s) + 1
             for o, want_near in ((inner - 1, True), (inner - 2, True), (outer + 1, False), (outer + 2, False)):
-                good[q] &= (map_at(o, fill[q]) >= mid[fill[q]]) == want_near
+                hit = (map_at(o, fill[q]) >= mid[fill[q]]) == want_near
+                ok_sides[q] &= hit | (grows[q] & want_near)
+        good |= ok_sides
         sh = sh.copy()
         sh[fill[good]] = pick[good]
     return sh
+
+
+def _thin(d: np.ndarray, ys: np.ndarray, xs: np.ndarray, mid: np.ndarray) -> np.ndarray:
+    """Step pixels (ys, xs) that lie in no 2x2 block of pixels on their side (d >= mid): the
+    map is one pixel thin there."""
+    H, W = d.shape
+
+    def near(dy, dx):
+        return d[np.clip(ys + dy, 0, H - 1), np.clip(xs + dx, 0, W - 1)] >= mid
+    thick = np.zeros(len(ys), bool)
+    for by, bx in ((0, 0), (0, -1), (-1, 0), (-1, -1)):
+        thick |= near(by, bx) & near(by, bx + 1) & near(by + 1, bx) & near(by + 1, bx + 1)
+    return ~thick
 
 
 def _consensus(group: np.ndarray, sh: np.ndarray, S: int):
