@@ -197,13 +197,13 @@ def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
         vals = np.unique(sh)
         usual = vals[np.stack([vote((sh == v).astype(np.float32)) for v in vals]).argmax(0)]
         sh = np.where(np.abs(sh - usual) <= 1, sh, usual).astype(np.float32)
-    sh = _together(sh, En, ys, xs, d[ys, xs], _thin(d, ys, xs, mid), A, here, S, along, map_at, mid)
+    sh = _together(sh, d, En, ys, xs, A, here, S, along, map_at, mid)
     if not sh.any():
         return None
     return ys, xs, sh.astype(np.float32)
 
 
-def _together(sh, En, ys, xs, level, thin, A, here, S, along, map_at, mid):
+def _together(sh, d, En, ys, xs, A, here, S, along, map_at, mid):
     """The shifts of :func:`_shifts` made consistent along outlines and between them.
 
     * An outline (connected near-side step pixels) moves only where most of it
@@ -222,7 +222,7 @@ def _together(sh, En, ys, xs, level, thin, A, here, S, along, map_at, mid):
 
     A pixel moved this way takes, of the shift and its two neighbours, the one where its
     own photo edge is strongest, if both sides are there in the map beyond it.  A part that
-    its level grows needs no inside, and a sliver (``thin``: nowhere two pixels thick) no
+    its level grows needs no inside, and a sliver (:func:`_thin`: nowhere two pixels thick) no
     sides at all: it is what is left of a part the map lost (a pole, a letter's stroke
     narrower than twice an erosion).
     """
@@ -235,7 +235,7 @@ def _together(sh, En, ys, xs, level, thin, A, here, S, along, map_at, mid):
     grow = np.bincount(lab, weights=sh > 0, minlength=n_lab) / count
     shrink = np.bincount(lab, weights=sh < 0, minlength=n_lab) / count
     # the outlines of one depth level
-    _, grp = np.unique(np.rint(level / STEP * 2).astype(np.intp), return_inverse=True)
+    _, grp = np.unique(np.rint(d[ys, xs] / STEP * 2).astype(np.intp), return_inverse=True)
     grp = grp.ravel()
     n_g = int(grp.max()) + 1
     v_g, agree_g = _consensus(grp, sh, S)
@@ -264,7 +264,7 @@ def _together(sh, En, ys, xs, level, thin, A, here, S, along, map_at, mid):
         # two pixels thick, no sides at all: what is left of a part the map lost, a pole,
         # a letter's thin stroke, grows back)
         grows = by_level[fill] & (pick > 0)
-        good = grows & thin[fill]
+        good = grows & _thin(d, ys[fill], xs[fill], mid[fill])
         ok_sides = np.ones(len(fill), bool)
         for s in np.unique(pick):
             q = pick == s
@@ -339,12 +339,13 @@ def _apply(d: np.ndarray, steps, sh_at) -> np.ndarray:
 def _settle(out: np.ndarray, before: np.ndarray, linear: np.ndarray, normal_at) -> np.ndarray:
     """Put each pixel along the moved steps on the side whose colour it mostly has (linear
     light: a mixed pixel is a linear blend of the two sides).  (No median smoothing first:
-    it erased the wires and twigs a step had been moved onto, 0.1 dB over the corrupted maps.)"""
+    it erased the wires and twigs a step had been moved onto, 0.1 dB over the corrupted maps.)
+    `out` (:func:`_apply`'s result) is changed in place and returned."""
     import cv2
     moved = (np.abs(out - before) > 1e-6).astype(np.uint8)
     zone = cv2.dilate(moved, np.ones((5, 5), np.uint8)) > 0
     En, Ef, lo, hi = _steps(out)
-    res = out.copy()                                     # lo/hi read before
+    res = out                                            # _apply's own array; lo/hi read before
     for sel, near_side in ((En & zone, True), (Ef & zone, False)):
         ys, xs = np.nonzero(sel)
         if not len(ys):
