@@ -26,6 +26,20 @@ VARIANTS = ["disparity", "disparity_blur2", "disparity_blur6", "disparity_dilate
             "disparity_erode3", "disparity_erode7"]
 
 
+def run_map(scenes: Path, out: Path, stem: str, js: Path, extra: str = ""):
+    """Every config rendered with the map `stem` through bench/run_bench.py and scored: the
+    score.py JSON (dict), or None after printing why the run failed."""
+    cmd = [sys.executable, str(HERE / "run_bench.py"), "--scenes", str(scenes), "--out", str(out),
+           "--variant", stem, "--json", str(js), "--quiet"]
+    if extra:
+        cmd.append(f"--extra={extra}")
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0 or not js.is_file():
+        print(f"{stem}: the benchmark run failed:\n{p.stdout}{p.stderr}", file=sys.stderr)
+        return None
+    return json.loads(js.read_text())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", type=Path, default=DEFAULT_SCENES)
@@ -37,16 +51,10 @@ def main(argv=None) -> int:
     variants = ["disparity"] + [v for v in args.variants.split(",") if v and v != "disparity"]
     rows = {}
     for v in variants:
-        js = args.out / f"robustness_{v}.json"
-        cmd = [sys.executable, str(HERE / "run_bench.py"), "--scenes", str(args.scenes), "--out", str(args.out),
-               "--variant", v, "--json", str(js), "--quiet"]
-        if args.extra:
-            cmd.append(f"--extra={args.extra}")
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        if p.returncode != 0 or not js.is_file():
-            print(f"{v}: the benchmark run failed:\n{p.stdout}{p.stderr}", file=sys.stderr)
+        res = run_map(args.scenes, args.out, v, args.out / f"robustness_{v}.json", args.extra)
+        if res is None:
             return 1
-        rows[v] = json.loads(js.read_text())["summary"]["all"]
+        rows[v] = res["summary"]["all"]
         print(f"{v}: done", file=sys.stderr, flush=True)
     exact = rows["disparity"]["psnr"]
     print("| map | PSNR | SSIM | bPSNR | loss vs exact |")

@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from robustness import run_map     # bench/ is on sys.path when a script here is run
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SCENES = HERE.parent.parent / "shared" / "bench" / "scenes"
@@ -39,9 +40,9 @@ def oracle_map(exact, corrupted):
     return np.where(band, exact, corrupted)
 
 
-def _per_scene(path: Path) -> dict:
+def _per_scene(res: dict) -> dict:
     rows = collections.defaultdict(list)
-    for r in json.loads(path.read_text())["records"]:
+    for r in res["records"]:
         rows[r["scene"]].append(r["psnr"])
     return {k: sum(v) / len(v) for k, v in rows.items()}
 
@@ -74,16 +75,10 @@ def main(argv=None) -> int:
         runs.update({f"oracle_{v}": (f"oracle_{v}", "--depth-as-is") for v in variants})
         results = {}
         for name, (stem, extra) in runs.items():
-            js = args.out / f"oracle_run_{name}.json"
-            cmd = [sys.executable, str(HERE / "run_bench.py"), "--scenes", str(root), "--out", str(args.out),
-                   "--variant", stem, "--json", str(js), "--quiet"]
-            if extra:
-                cmd.append(f"--extra={extra}")
-            p = subprocess.run(cmd, capture_output=True, text=True)
-            if p.returncode != 0 or not js.is_file():
-                print(f"{name}: the benchmark run failed:\n{p.stdout}{p.stderr}", file=sys.stderr)
+            res = run_map(root, args.out, stem, args.out / f"oracle_run_{name}.json", extra)
+            if res is None:
                 return 1
-            results[name] = (json.loads(js.read_text())["summary"]["all"]["psnr"], _per_scene(js))
+            results[name] = (res["summary"]["all"]["psnr"], _per_scene(res))
     exact_all, exact_sc = results["disparity"]
     print("| oracle map | PSNR | loss vs exact | " + " | ".join(scenes) + " |")
     print("|---|---|---|" + "---|" * len(scenes))
