@@ -19,6 +19,10 @@ SURROUND_MAX = 0.40         # mean linear luminance around a light source must s
 SURROUND_SIZE = 0.1         # ... measured over a box this fraction of the longer image side
 COLOUR_MIN_EXCESS = 0.15    # summed rim excess (linear) a light needs before its rim colour is used
 COLOUR_WEIGHT = 0.5         # the rim's hue is measured on a few pixels: shrink it half-way to white
+RIM_RADIUS = 2              # the rim: pixels this close to a light's clipped core ...
+BACKGROUND_RADIUS = 5       # ... its background: the ring beyond, out to this distance ...
+BACKGROUND_QUANTILE = 0.1   # ... at this low quantile per channel (glows and spikes are bright)
+MAX_RATIO = 20.0            # red/green or blue/green at most (a rim with almost no green)
 
 
 def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
@@ -87,7 +91,7 @@ def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
     v = px.min(axis=1) if px.ndim == 2 else px
     ramp = np.clip((v - RAMP_START) / (CLIP_LEVEL - RAMP_START), 0.0, 1.0)
     if lin.ndim == 3:
-        colour = _colours(lin, core, cy, cx, lab, comp_gain, idx, lab_px, n, h, w)
+        colour = _colours(lin, core, cy, cx, lab, comp_gain, n, h, w)
         # per channel: the light's colour times the gain, never below the clipped value
         target = np.maximum(g[:, None] * colour[lab_px], 1.0)
         factor = 1.0 + (target - 1.0) * ramp[:, None]
@@ -111,37 +115,67 @@ def _around(cy, cx, lab, comp_gain, r, h, w):
     return idx[last], lb[last]
 
 
-def _colours(lin, core, cy, cx, lab, comp_gain, idx1, lab1, n, h, w):
-    """Colour of each light source (RGB, max channel 1), from the unclipped pixels of its rim.
+def _colours(lin, core, cy, cx, lab, comp_gain, n, h, w):
+    """Colour of each light source (RGB, luminance 1 before the shrink to white), from the
+    unclipped pixels around it.
 
-    A clipped light is white in the image whatever its colour; the partly covered pixels at
-    its edge are not clipped and show its hue over the background.  Their excess over the
-    background (the mean of a ring 2-3 pixels out) gives the colour; lights with no usable
-    rim stay white.
+    A clipped light is white in the image whatever its colour.  The pixels just around it
+    (partly covered edge pixels, the light's own glow and star spikes) are not clipped in
+    every channel and show its hue over the background.  Their excess over the background
+    gives the colour:
+
+    * the rim is every non-clipped pixel within ``RIM_RADIUS`` of the core; the background is
+      a low quantile (``BACKGROUND_QUANTILE``) of each channel in the ring beyond it, out to
+      ``BACKGROUND_RADIUS``: a glow or a spike there would raise a mean;
+    * red/green and blue/green are measured separately, each on the rim pixels where both
+      of its channels are unclipped: a warm lamp's glow has red clipped long after blue and
+      green are not, and those pixels still tell blue from green;
+    * lights whose rim shows too little excess stay white.
     """
-    idx3, lab3 = _around(cy, cx, lab, comp_gain, 3, h, w)
+    import cv2
     flat_core = core.ravel().astype(bool)
-    ring = ~np.isin(idx3, idx1) & ~flat_core[idx3]
-    ry, rx = np.divmod(idx3[ring], w)
-    bpx = lin[ry, rx].astype(np.float64)
-    cnt = np.bincount(lab3[ring], minlength=n).astype(np.float64)
-    bg = np.stack([np.bincount(lab3[ring], bpx[:, c], minlength=n) for c in range(3)], axis=1)
-    bg /= np.maximum(cnt, 1.0)[:, None]
-    rim = ~flat_core[idx1]
-    ry, rx = np.divmod(idx1[rim], w)
+    # the rings around a core are the rings around its boundary pixels
+    inner = cv2.erode(core, np.ones((3, 3), np.uint8))
+    edge = inner[cy, cx] == 0
+    by, bx, bl = cy[edge], cx[edge], lab[edge]
+    idx_r, lab_r = _around(by, bx, bl, comp_gain, RIM_RADIUS, h, w)
+    idx_b, lab_b = _around(by, bx, bl, comp_gain, BACKGROUND_RADIUS, h, w)
+    pos = np.minimum(np.searchsorted(idx_r, idx_b), idx_r.size - 1)
+    ring = (idx_r[pos] != idx_b) & ~flat_core[idx_b]
+    ry, rx = np.divmod(idx_b[ring], w)
+    bg = _low_quantile(lab_b[ring], lin[ry, rx].astype(np.float64), n, BACKGROUND_QUANTILE)
+    rim = ~flat_core[idx_r]
+    ry, rx = np.divmod(idx_r[rim], w)
     rpx = lin[ry, rx].astype(np.float64)
-    rl = lab1[rim]
-    ok = rpx.max(axis=1) < CLIP_LEVEL
-    exc = np.maximum(rpx[ok] - bg[rl[ok]], 0.0)
-    rl = rl[ok]
-    tot = np.stack([np.bincount(rl, exc[:, c], minlength=n) for c in range(3)], axis=1)
-    peak = tot.max(axis=1)
+    rl = lab_r[rim]
+    exc = np.maximum(rpx - bg[rl], 0.0)
+    unclipped = rpx < CLIP_LEVEL
+    ratio = np.ones((n, 3))
+    good = np.ones(n, bool)
+    for c in (0, 2):                                       # red and blue against green
+        both = unclipped[:, c] & unclipped[:, 1]
+        sc = np.bincount(rl[both], exc[both, c], minlength=n)
+        sg = np.bincount(rl[both], exc[both, 1], minlength=n)
+        ok = sc + sg > COLOUR_MIN_EXCESS
+        ratio[ok, c] = np.minimum(sc[ok] / np.maximum(sg[ok], 1e-9), MAX_RATIO)
+        good &= ok
     colour = np.ones((n, 3))
-    good = peak > COLOUR_MIN_EXCESS
-    lum = tot @ np.array([0.2126, 0.7152, 0.0722])
-    good &= lum > 0
-    colour[good] = tot[good] / lum[good, None]            # luminance 1: the gain sets the energy
+    colour[good] = ratio[good] / (ratio[good] @ np.array([0.2126, 0.7152, 0.0722]))[:, None]
     return 1.0 + COLOUR_WEIGHT * (colour - 1.0)
+
+
+def _low_quantile(labels, values, n, q):
+    """Per label, the `q` quantile (the lower of the two neighbouring values) of each column of
+    `values`; 0 for labels with no values."""
+    out = np.zeros((n, values.shape[1]))
+    cnt = np.bincount(labels, minlength=n)
+    has = cnt > 0
+    start = np.cumsum(cnt) - cnt
+    k = (start + np.floor(q * (cnt - 1)).astype(np.int64))[has]
+    for c in range(values.shape[1]):
+        order = np.lexsort((values[:, c], labels))
+        out[has, c] = values[order, c][k]
+    return out
 
 
 def boost_factors(lin: np.ndarray, gain: float = DEFAULT_GAIN, coc: np.ndarray | None = None):

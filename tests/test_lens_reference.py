@@ -662,3 +662,25 @@ def test_slicing_in_parallel_bands_equals_one_thread(rng, monkeypatch):
         got[n] = (snapped, radii, lens.split_slices(img, snapped, s, band_blocks=7))
     for a, b in zip(got["1"], got["4"]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_clipped_lamp_colour_from_its_glow_where_red_is_still_clipped():
+    # a warm lamp with a soft glow: next to the core red stays clipped while green and blue
+    # are not; four star spikes reach past the rim.  Its colour comes from both, its
+    # background from the dark sky beyond, not from the spikes.
+    from refocus import highlights
+    n = 240
+    lamp = np.array([1.0, 0.6, 0.25])                        # hue (linear), 12x over the clip
+    sky = np.array([0.01, 0.015, 0.03])
+    yy, xx = np.mgrid[:n, :n] - n // 2
+    rr = np.hypot(yy, xx)
+    glow = 12.0 * np.exp(-np.maximum(rr - 1.5, 0.0) / 1.2)
+    spikes = ((np.abs(yy) < 1) | (np.abs(xx) < 1)) & (rr < 7)
+    glow = np.where(spikes, np.maximum(glow, 3.0 * np.exp(-rr / 6.0)), glow)
+    img = np.minimum(glow[..., None] * lamp + sky, 1.0).astype(np.float32)
+    ys, xs, f = highlights.highlight_mask(img, 6.0)
+    c = (ys == n // 2) & (xs == n // 2)
+    got = f[c][0] * img[n // 2, n // 2]                       # the core's raised radiance
+    want = lamp / (lamp @ [0.2126, 0.7152, 0.0722])          # luminance 1 ...
+    want = 6.0 * (1.0 + highlights.COLOUR_WEIGHT * (want - 1.0))   # ... shrunk half-way to white
+    np.testing.assert_allclose(got / got[0], want / want[0], rtol=0.08)
