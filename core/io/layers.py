@@ -25,7 +25,6 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
@@ -73,6 +72,8 @@ def _check_layers(path, layers):
 # -- OpenRaster -----------------------------------------------------------------------------
 
 def encode_ora(encoded: list, layers: list, *, icc=None, thumb_src=None) -> bytes:
+    from xml.sax.saxutils import quoteattr   # here: it imports urllib.request (30 ms at start-up)
+
     import cv2
     h, w = encoded[0].shape[:2]
     bio = io.BytesIO()
