@@ -137,6 +137,8 @@ def worker_main(conn, threads: int, parent_pid: int):
         return
     if threads > 0:
         os.environ.setdefault("REFOCUS_THREADS", str(threads))
+    from ..runtime import own_process
+    own_process()                                   # a process of our own: its heap settings
     sys.stderr = _PipeWriter(conn.send)
     try:
         import cv2

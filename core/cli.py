@@ -22,8 +22,8 @@ def _fail(e: Exception, debug: bool):
 @click.version_option(__version__, "--version", prog_name="refocus")
 def main():
     """refocus: synthetic shallow depth of field for ordinary photos."""
-    from .runtime import no_hugepage_stalls
-    no_hugepage_stalls()              # before the commands import numpy
+    from .runtime import own_process
+    own_process()                     # before the commands import numpy or start threads
 
 
 @main.command()

@@ -335,8 +335,8 @@ def main(argv=None) -> int:
         print("usage: python -m refocus.plugin_gimp.worker REQUEST_DIR", file=sys.stderr)
         return 3
     folder = argv[0]
-    from refocus.runtime import no_hugepage_stalls
-    no_hugepage_stalls()
+    from refocus.runtime import own_process
+    own_process()
     if not os.path.isdir(folder):
         print(f"refocus worker: {folder} is not a folder", file=sys.stderr)
         return 3

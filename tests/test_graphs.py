@@ -183,6 +183,43 @@ def test_no_hugepage_stalls_switches_numpy_off_unless_the_user_said_otherwise(mo
         _set_madvise_hugepage(before)
 
 
+_IN_HEAP = """
+import sys
+{setup}
+import numpy as np
+def in_heap(a):
+    p = a.ctypes.data
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            lo, hi = (int(v, 16) for v in line.split()[0].split("-"))
+            if lo <= p < hi:
+                return True
+    return False
+a = np.ones((3000, 4000), np.float32)          # a 12 MP plane, 48 MB
+first = a.ctypes.data
+heap = in_heap(a)
+del a
+b = np.ones((3000, 4000), np.float32)          # the next plane of the same size
+print(heap, b.ctypes.data == first)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_own_processes_take_large_planes_from_the_reused_heap():
+    """refocus's own processes (the command, batch and GIMP workers) allocate 48 MB planes
+    from the heap, where a freed plane is reused, not mmapped fresh and faulted in again;
+    a program that only imports refocus keeps glibc's defaults."""
+    import subprocess
+    own = subprocess.run([sys.executable, "-c", _IN_HEAP.format(setup="from refocus import runtime; runtime.own_process()")],
+                         capture_output=True, text=True, check=True).stdout.split()
+    if own == ["False", "False"] and "glibc" not in " ".join(__import__("platform").libc_ver()):
+        pytest.skip("not glibc")
+    assert own == ["True", "True"]
+    plain = subprocess.run([sys.executable, "-c", _IN_HEAP.format(setup="import refocus")],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert plain[0] == "False"                      # mmapped: glibc's default for 48 MB
+
+
 def test_the_renderers_graphs_reuse_memory_in_an_arena_given_back_after_a_render(tmp_path):
     """The lens and upsampling graphs run with onnxruntime's CPU arena and the renderer hands
     it back (RunOptions arena shrinkage); other sessions (depth models) keep the default off."""
