@@ -137,6 +137,8 @@ def _colours(lin, core, cy, cx, lab, comp_gain, n, h, w):
     # the rings around a core are the rings around its boundary pixels
     inner = cv2.erode(core, np.ones((3, 3), np.uint8))
     edge = inner[cy, cx] == 0
+    if not edge.any():                                     # no pixel outside any core
+        return np.ones((n, 3))
     by, bx, bl = cy[edge], cx[edge], lab[edge]
     idx_r, lab_r = _around(by, bx, bl, comp_gain, RIM_RADIUS, h, w)
     idx_b, lab_b = _around(by, bx, bl, comp_gain, BACKGROUND_RADIUS, h, w)
