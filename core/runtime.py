@@ -64,12 +64,12 @@ def choose(device: str = "auto") -> tuple[list[str], str]:
     return [PROVIDER_OF["cpu"]], "cpu"
 
 
-_malloc_tuned = False
+_malloc_tuned = None        # None, "shared" or "own": what _keep_freed_memory has set
 
 
 def own_process() -> None:
-    """Memory settings for the processes refocus runs itself (the command, the GIMP worker),
-    called before numpy is imported and before any thread starts: :func:`no_hugepage_stalls`
+    """Memory settings for the processes refocus runs itself (the command, the batch and GIMP
+    workers), called before numpy is imported and before any thread starts: :func:`no_hugepage_stalls`
     and :func:`_keep_freed_memory` with the whole heap reused (``own=True``).  Not done for
     ``import refocus`` (the calling program owns its numpy and its malloc)."""
     no_hugepage_stalls()
@@ -114,13 +114,13 @@ def _keep_freed_memory(own: bool = False) -> None:
     and one malloc arena for every thread.  A 12 MP plane is 48 MB, over glibc's largest mmap
     threshold, so each one used to be mapped fresh and faulted in page by page, then
     unmapped; from the one heap, freed planes are reused whichever thread frees or asks.  12
-    MP render: page faults 330 k -> 170 k, system time 1.1 -> 0.55 s, peak memory no higher
+    MP render: page faults 330 k -> 177 k, system time 1.1 -> 0.7 s, peak memory no higher
     (measured numbers in docs/renderer.md).
     """
     global _malloc_tuned
-    if _malloc_tuned or not sys.platform.startswith("linux"):
+    if _malloc_tuned == "own" or (_malloc_tuned and not own) or not sys.platform.startswith("linux"):
         return
-    _malloc_tuned = True
+    _malloc_tuned = "own" if own else "shared"
     try:
         import ctypes
         libc = ctypes.CDLL("libc.so.6")
