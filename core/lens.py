@@ -89,6 +89,10 @@ def _validate(image, disparity, focus_disparity, K, shape, blades, rotation, hig
     return disparity
 
 
+def _writeable_f32(a) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable
+
+
 def choose_scale(height: int, width: int, max_coc: float) -> int:
     """Working scale: max CoC <= RADIUS_SLOTS working pixels, working image <= PIXEL_BUDGET."""
     by_blur = math.ceil(max_coc / RADIUS_SLOTS - 1e-4)
@@ -219,7 +223,7 @@ def _split_band(img: np.ndarray, rho: np.ndarray, s: int, R: int, out: np.ndarra
         out[ps, 4, py_, px_] += ones.astype(np.float32)
 
 
-def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
+def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS, in_place: bool = False):
     """Decide, pixel by pixel, between one slice and a blend of the two around its CoC.
 
     Sharing a pixel between the slices k and k+1 gives continuous blur on slanted surfaces,
@@ -232,7 +236,8 @@ def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
     still blurred by exactly its own radius.
 
     rho: (H, W) CoC in working pixels (H, W multiples of s).  Returns (rho', radii) where
-    radii[i] is the kernel radius of slot i (CoC i - R).
+    radii[i] is the kernel radius of slot i (CoC i - R).  `in_place`: rho' is written into
+    rho (each band reads only its own rows once the block statistics are taken).
     """
     import cv2
     H, W = rho.shape
@@ -269,7 +274,7 @@ def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
     total = np.bincount(k, np.where(weight < 0.5, rb, rounded).ravel().astype(np.float64), minlength=S)
     radii = np.arange(S, dtype=np.float64) - R
     radii[n > 0] = total[n > 0] / n[n > 0]
-    out = np.empty_like(rho)
+    out = rho if in_place and _writeable_f32(rho) else np.empty_like(rho)
     rows = BAND_BLOCKS * s
 
     def one_band(y0):
@@ -336,7 +341,8 @@ def _kernels(R: int, shape: str, blades: int, rotation: float, radii=None, occup
 def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: float, K: float, *,
                   aperture: str = "circle", blades: int = 6, rotation: float = 0.0,
                   highlight_gain: float = _highlights.DEFAULT_GAIN, device: str = "auto",
-                  harden_edges: bool = True, info: RenderInfo | None = None) -> np.ndarray:
+                  harden_edges: bool = True, info: RenderInfo | None = None,
+                  in_place: bool = False) -> np.ndarray:
     """Render shallow depth of field.
 
     Parameters
@@ -355,6 +361,10 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
         photo's outlines are moved onto them; exact maps are unchanged.  False renders the
         map as it is.
     info : optional :class:`RenderInfo` filled with what was done.
+    in_place : the caller needs neither `image` nor `disparity` afterwards: the result is
+        written into `image` and the map's buffer holds the CoC (each when it is a C-contiguous,
+        writeable float32 array; ``info.disparity`` is then not kept).  Two full-size
+        buffers fewer: at 12 MP 190 MB that are not faulted in (see docs/renderer.md).
 
     Returns
     -------
@@ -377,6 +387,7 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
         squeeze = image.shape
         image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
     image = np.ascontiguousarray(image, dtype=np.float32)
+    in_place = in_place and image.flags.writeable
     # the light sources depend on the photo only: found in a second thread (numpy and OpenCV
     # release the GIL) while the depth map is cleaned up and turned into CoC
     lights = None
@@ -389,11 +400,14 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     if harden_edges:
         from .depth.edges import clean_depth_edges
         disparity, info.hardened_pixels, info.aligned_pixels = clean_depth_edges(disparity, image)
-        if info.hardened_pixels or info.aligned_pixels:
+        if (info.hardened_pixels or info.aligned_pixels) and not in_place:
             info.disparity = disparity
     te = time.perf_counter()
     H, W = disparity.shape
-    coc = np.subtract(disparity.astype(np.float32, copy=False), np.float32(focus_disparity))
+    own = in_place and _writeable_f32(disparity)
+    coc = np.subtract(disparity.astype(np.float32, copy=False), np.float32(focus_disparity),
+                      out=disparity if own else None)
+    del disparity
     coc *= np.float32(K)                                    # in place: no full-size temporaries
     max_coc = max(float(coc.max()), -float(coc.min()))
     info.max_coc = max_coc
@@ -423,7 +437,8 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     import cv2
     pad_y, pad_x = h * s - H, w * s - W
     rho_p = cv2.copyMakeBorder(rho, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE) if pad_y or pad_x else rho
-    rho_p, radii = snap_to_slots(rho_p, s, R)
+    # snapped in place when rho_p is a padded copy (rho itself guides the upsampling)
+    rho_p, radii = snap_to_slots(rho_p, s, R, in_place=rho_p is not rho)
     slices = split_slices(image, rho_p, s, R, boost=found)
     del rho_p
     t3 = time.perf_counter()
@@ -434,22 +449,22 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     back, backf, front = lens.run(["back", "backf", "front"], feeds, runtime.shrink_after())
     t4 = time.perf_counter()
 
-    # low-resolution fields of the guided upsampling (see onnx_models/guided_upsample.py)
-    # (c, h, w) planes for the full graph, as the lens graph gives them; the short graph takes
-    # its one field channels last
+    # low-resolution fields of the guided upsampling (see onnx_models/guided_upsample.py):
+    # (c, h, w) planes, as the lens graph gives them
     F, T, B, BF = front[0, :3], 1.0 - front[0, 3:4], back[0], backf[0]
     has_front = bool(occupied[R + 1:].any())
     fields = {"blur": F + T * B, "blur_front": T * (BF - B), "front": F, "transmit": T} if has_front \
         else {"blur": B}
     fields = {k: np.ascontiguousarray(v, np.float32) for k, v in fields.items()}
-    blur_hwc = np.ascontiguousarray(fields["blur"].transpose(1, 2, 0))
     behind = runtime.graph_session("guided_upsample_behind", device)
     up = runtime.graph_session("guided_upsample", device) if has_front else behind
     # rows of the low-resolution grid that something in front of the focal plane covers
     covered = (front[0, 3] > 0).any(axis=1) if has_front else None
     del back, backf, front
+    graph_fields = {True: ("blur",), False: tuple(fields)}
     # guided upsampling, in strips of full rows (bounded memory); strips start on block rows
-    out = np.empty((H, W, 3), np.float32)
+    # each strip reads only its own rows of the photo: the result may overwrite them
+    out = image if in_place else np.empty((H, W, 3), np.float32)
     rows = max(s, (STRIP_PIXELS // max(W, 1)) // s * s)
     for y0 in range(0, H, rows):
         y1 = min(H, y0 + rows)
@@ -460,11 +475,8 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
             # nothing in front in this strip (F = 0, T = 1 in every low-res row it reads, no
             # pixel with rho >= 1): the short graph's formula, the same numbers
             graph = behind
-        if graph is behind:
-            feeds = {"blur": blur_hwc[None, ly0:ly1], "rho": rho[None, y0:y1, :, None]}
-        else:
-            feeds = {k: np.ascontiguousarray(v[None, :, ly0:ly1]) for k, v in fields.items()}
-            feeds["rho"] = rho[None, None, y0:y1]
+        feeds = {k: np.ascontiguousarray(fields[k][None, :, ly0:ly1]) for k in graph_fields[graph is behind]}
+        feeds["rho"] = rho[None, None, y0:y1]
         feeds.update({
             "image": image[None, y0:y1],
             "upsize": np.array([(ly1 - ly0) * s, w * s], np.int64),

@@ -76,9 +76,12 @@ def render_file(input, output, *, depth, focus_disparity: float, K: float, apert
         depth_name = Path(depth).name
         harden = not soft_depth
     t1 = time.perf_counter()
+    # a flattened output needs neither the photo nor the map once rendered: the result goes
+    # into the photo's buffer and the map's holds the CoC (two full-size buffers fewer)
+    flat = kind not in ("ora", "psd", "layered-tiff") and not gdepth and depth_out is None
     out = render_linear(linear, disp, focus_disparity, K, aperture=aperture, blades=blades,
                         rotation=rotation, highlight_gain=highlight_gain, device=device,
-                        harden_edges=harden, info=info)
+                        harden_edges=harden, info=info, in_place=flat)
     if info.disparity is not None:
         disp = info.disparity
     t2 = time.perf_counter()

@@ -22,7 +22,7 @@ GRAPH_DIR = Path(__file__).resolve().parent / "graphs"
 GRAPH_VERSIONS = {
     "lens_blur": "1.2.0",
     "guided_upsample": "3.0.0",
-    "guided_upsample_behind": "2.2.0",
+    "guided_upsample_behind": "3.0.0",
 }
 MANIFEST = GRAPH_DIR / "manifest.json"
 

@@ -46,28 +46,27 @@ def build(front: bool = True, name: str = NAME, version: str = VERSION):
     ``out = m * image + (1 - m) * up(A)``), the common case of focus on the nearest subject,
     with 3 upsampled channels instead of 10."""
     g = GraphBuilder(name)
-    # Layout.  The full graph works on planes (N, C, H, W): onnxruntime resizes ten channels
-    # and multiplies one-channel masks into three channels much faster so (a 1 MP strip
-    # 70 -> 55 ms, one transpose of the photo each way included); its rho and low-resolution
-    # fields are planes (as the lens graph makes them).  The short graph stays channels last
-    # (image, rho (1, H, W, 1), blur (1, h, w, 3)): with one field the transposes cost more
-    # than they save (26 vs 34 ms).
-    planes = front
+    # Layout: planes (N, C, H, W), the photo transposed once each way.  onnxruntime
+    # multiplies a one-channel mask into three channels fast when the channel is the leading
+    # axis, and element by element when it is the last (a 1 MP strip's product 9.3 ms
+    # channels last, 1 ms on planes), and it resizes planes faster too (3.0 vs 6.7 ms for
+    # three channels); a transpose costs about 0.6 ms.  The short graph was channels last
+    # until session 9 (a 1 MP strip there: 32 -> 26 ms interleaved in one process); rho and
+    # the low-resolution fields are planes, as the lens graph makes them.
     image = g.input("image", [1, "H", "W", 3])
-    rho = g.input("rho", [1, 1, "H", "W"] if planes else [1, "H", "W", 1])
+    rho = g.input("rho", [1, 1, "H", "W"])
     fields = FIELDS if front else FIELDS[:1]
-    low = {n: g.input(n, [1, c, "h", "w"] if planes else [1, "h", "w", c]) for n, c in fields}
+    low = {n: g.input(n, [1, c, "h", "w"]) for n, c in fields}
     upsize = g.input("upsize", [2], TensorProto.INT64)
     crop = g.input("crop", [2], TensorProto.INT64)
     hw = g.op("Slice", [g.op("Shape", [image]), g.i64(1), g.i64(3), g.i64(0)])
-    if planes:
-        image = g.op("Transpose", [image], perm=[0, 3, 1, 2])
+    image = g.op("Transpose", [image], perm=[0, 3, 1, 2])
 
     def up(n, c):
-        sizes = g.op("Concat", [g.i64(1, c), upsize] if planes else [g.i64(1), upsize, g.i64(c)], axis=0)
+        sizes = g.op("Concat", [g.i64(1, c), upsize], axis=0)
         u = g.op("Resize", [low[n], "", "", sizes], mode="linear",
                  coordinate_transformation_mode="half_pixel")
-        return g.op("Slice", [u, crop, g.add(crop, hw), g.i64(2, 3) if planes else g.i64(1, 2)])
+        return g.op("Slice", [u, crop, g.add(crop, hw), g.i64(2, 3)])
 
     u = {n: up(n, c) for n, c in fields}
     if front:
@@ -85,8 +84,6 @@ def build(front: bool = True, name: str = NAME, version: str = VERSION):
         # product fewer than m image + (1 - m) up(A), and still exactly `image` where m = 1
         blurred = g.clip01(g.op("Neg", [rho]))
         out = g.add(image, g.mul(blurred, g.sub(u["blur"], image)))
-    out = g.clip01(out)
-    if planes:
-        out = g.op("Transpose", [out], perm=[0, 2, 3, 1])
+    out = g.op("Transpose", [g.clip01(out)], perm=[0, 2, 3, 1])
     g.output(out, "linear", [1, "H", "W", 3])
     return g.model(version, __doc__.split("\n\n")[0] if front else build.__doc__.split("\n")[0])

@@ -398,6 +398,6 @@ def test_guided_upsample_behind_equals_the_full_graph_with_nothing_in_front(rng)
     feeds = _up_feeds(image, rho, blur, rng.random((1, h, w, 3)).astype(np.float32),
                       np.zeros((1, h, w, 3), np.float32), np.ones((1, h, w, 1), np.float32))
     ref = full.run(["linear"], feeds)[0]
-    small = {"image": image, "rho": rho, "blur": blur, "upsize": feeds["upsize"], "crop": feeds["crop"]}
+    small = {k: feeds[k] for k in ("image", "rho", "blur", "upsize", "crop")}   # rho, blur as planes
     np.testing.assert_allclose(behind.run(["linear"], small)[0], ref, atol=1e-6)
     assert {i.name for i in behind.get_inputs()} == set(small)

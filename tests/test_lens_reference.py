@@ -684,3 +684,38 @@ def test_clipped_lamp_colour_from_its_glow_where_red_is_still_clipped():
     want = lamp / (lamp @ [0.2126, 0.7152, 0.0722])          # luminance 1 ...
     want = 6.0 * (1.0 + highlights.COLOUR_WEIGHT * (want - 1.0))   # ... shrunk half-way to white
     np.testing.assert_allclose(got / got[0], want / want[0], rtol=0.08)
+
+
+@pytest.mark.parametrize("focus", [0.9, 0.3], ids=["near", "far"])
+def test_in_place_render_is_the_same_render_written_into_the_photo(rng, focus):
+    """in_place (what `refocus render` does for a flattened output): the same numbers, the
+    result in the photo's own buffer, the map's buffer used for the CoC; without it the
+    inputs are left alone.  A size that is no multiple of the working scale: the padded
+    CoC is snapped in place too."""
+    H, W = 61, 83
+    img = rng.random((H, W, 3)).astype(np.float32)
+    yy, xx = np.mgrid[:H, :W]
+    d = np.where((xx - 40) ** 2 + (yy - 30) ** 2 < 300, 0.9, 0.3 + 0.2 * yy / H).astype(np.float32)
+    img0, d0 = img.copy(), d.copy()
+    ref = refocus.render_linear(img, d, focus, 40.0, device="cpu")
+    np.testing.assert_array_equal(img, img0)
+    np.testing.assert_array_equal(d, d0)
+    info = refocus.RenderInfo()
+    assert lens.choose_scale(H, W, 40.0 * 0.6) > 1 and (H % 3 or W % 3)
+    out = refocus.render_linear(img, d, focus, 40.0, device="cpu", in_place=True, info=info)
+    assert out is img
+    np.testing.assert_array_equal(out, ref)
+    assert not np.array_equal(d, d0)                        # the map's buffer was reused
+    assert info.disparity is None
+
+
+def test_snap_to_slots_in_place_equals_the_copy(rng):
+    s = 4
+    rho = np.kron(rng.integers(-6, 6, (9, 12)), np.ones((s, s))).astype(np.float32)
+    rho[:8] += np.linspace(0, 3, rho.shape[1], dtype=np.float32)    # a slope: blended pixels
+    ref, radii = lens.snap_to_slots(rho, s)
+    work = rho.copy()
+    got, radii2 = lens.snap_to_slots(work, s, in_place=True)
+    assert got is work
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(radii, radii2)
