@@ -58,5 +58,5 @@ setup(
         "test": ["pytest>=7", "onnx>=1.15", "scikit-image>=0.21", "scipy>=1.9", "psd-tools>=1.9",
                  "pillow-heif>=0.16", "imagecodecs"],
     },
-    entry_points={"console_scripts": ["refocus=refocus.cli:main"]},
+    entry_points={"console_scripts": ["refocus=refocus.cli:run"]},
 )

@@ -9,6 +9,34 @@ import click
 from ._version import __version__
 
 DEVICE_CHOICES = ["auto", "cpu", "cuda", "directml", "coreml"]
+_done = False                 # set by a command whose work is all on disk: run() may exit at once
+
+
+def run(args=None):
+    """The console entry point (``refocus``, ``python -m refocus.cli``): the click group, then,
+    after a command that says its work is all on disk (``render``: the output written,
+    renamed into place and closed; no child process, no thread that is not a daemon), the
+    process ends with ``os._exit`` once stdout and stderr are flushed.  Tearing down a 12 MP
+    render's heap, numpy's arrays and onnxruntime's thread pools took about 0.2 s of every
+    command (``refocus render`` 1.68 -> 1.48 s, 8 runs interleaved).  Tests call
+    :func:`main` through click's runner and never get here."""
+    import os
+    try:
+        main(args=args)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    if not _done or not isinstance(code, (int, type(None))):
+        sys.exit(code)
+    import threading
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):      # a closed pipe: nothing more to say
+            pass
+    os._exit(code or 0)
 
 
 def _fail(e: Exception, debug: bool):
@@ -82,6 +110,8 @@ def render(input, output, depth, model, depth_kind, focus_disparity, K, aperture
                            gdepth=gdepth, to_srgb=to_srgb, model=model, soft_depth=soft_depth)
     except RefocusError as e:
         _fail(e, debug)
+    global _done
+    _done = True
     if verbose:
         t = info.timings
         if getattr(info, "depth_source", None):
@@ -161,4 +191,4 @@ from .cli_gimp import gimp as _gimp_group  # noqa: E402  (click only)
 main.add_command(_gimp_group)
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()

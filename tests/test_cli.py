@@ -62,6 +62,24 @@ def test_importtime_of_help_has_no_onnxruntime():
         assert not [m for m in imported if m == mod or m.startswith(mod + ".")], mod
 
 
+def test_the_command_exits_at_once_after_a_render_with_everything_written(photo_files, tmp_path):
+    """`refocus render` ends with os._exit after its output is in place (cli.run): the file is
+    whole (read back by Pillow), what -v printed reaches a pipe, and errors keep exit code 2."""
+    from PIL import Image
+    out = tmp_path / "out.jpg"
+    base = [*_refocus_cmd(), "render", str(photo_files["png"]), "--depth", str(photo_files["depth"]),
+            "--focus-disparity", "0.5", "--blur", "30", "--device", "cpu"]
+    proc = _run([*base, "-o", str(out), "-v"])
+    assert proc.returncode == 0, proc.stderr
+    assert "timings:" in proc.stderr and proc.stderr.endswith("\n")
+    with Image.open(out) as im:
+        im.load()
+        assert im.size == (60, 40)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.png", "depth.png", "out.jpg"])  # no temp left
+    again = _run([*base, "-o", str(out)])                   # exists, no --overwrite
+    assert again.returncode == 2 and "exists" in again.stderr
+
+
 def test_render_help_lists_options():
     result = CliRunner().invoke(main, ["render", "--help"])
     assert result.exit_code == 0
