@@ -155,6 +155,11 @@ def _session_options(arena: bool = False):
     # (Session 4 had measured the arena without shrinking at 1.32 GB peak instead of 0.99.)
     # Depth models keep the default below: not measured with real weights here.
     so.enable_cpu_mem_arena = arena
+    # onnxruntime's pool threads spin for a while after each parallel section by default:
+    # between the graphs refocus works in numpy and OpenCV on the same cores, and the spinning
+    # took them from it (12 MP render, 8 runs interleaved: CPU 2.77 -> 2.48 s near, wall the
+    # same; 3.39 -> 2.76 s and wall 1.88 -> 1.70 s with the subject blurred in front)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
 
