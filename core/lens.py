@@ -461,7 +461,6 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     # rows of the low-resolution grid that something in front of the focal plane covers
     covered = (front[0, 3] > 0).any(axis=1) if has_front else None
     del back, backf, front
-    graph_fields = {True: ("blur",), False: tuple(fields)}
     # guided upsampling, in strips of full rows (bounded memory); strips start on block rows
     # each strip reads only its own rows of the photo: the result may overwrite them
     out = image if in_place else np.empty((H, W, 3), np.float32)
@@ -475,7 +474,7 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
             # nothing in front in this strip (F = 0, T = 1 in every low-res row it reads, no
             # pixel with rho >= 1): the short graph's formula, the same numbers
             graph = behind
-        feeds = {k: np.ascontiguousarray(fields[k][None, :, ly0:ly1]) for k in graph_fields[graph is behind]}
+        feeds = {k: np.ascontiguousarray(fields[k][None, :, ly0:ly1]) for k in (("blur",) if graph is behind else fields)}
         feeds["rho"] = rho[None, None, y0:y1]
         feeds.update({
             "image": image[None, y0:y1],
