@@ -262,3 +262,22 @@ def test_a_map_with_many_steps_is_handled_whole():
     assert np.count_nonzero(_steps(off)[0]) > 32767
     out, n = align_depth_edges(off, img)
     assert _wrong(out[:, 8:-8], exact[:, 8:-8]) <= 0.05 * _wrong(off[:, 8:-8], exact[:, 8:-8])
+
+
+@pytest.mark.parametrize("H, W, q", [(960, 1280, 4), (853, 1280, 4), (1280, 853, 3), (101, 77, 5)])
+def test_sparse_area_average_is_opencvs_inter_area(H, W, q):
+    """The evidence along an outline is averaged on a coarse grid; the step pixels' area
+    average is scattered from them directly.  It must be what cv2.resize(INTER_AREA) gives
+    for the full map that is zero elsewhere, with whole and with fractional cells."""
+    from refocus.depth.align import _area_taps, _scatter_area
+    rng = np.random.default_rng(H + W)
+    flat = np.unique(rng.integers(0, H * W, 4000))
+    ys, xs = np.divmod(flat, W)
+    v = rng.random(ys.size).astype(np.float32)
+    dense = np.zeros((H, W), np.float32)
+    dense[ys, xs] = v
+    hq, wq = -(-H // q), -(-W // q)
+    ref = cv2.resize(dense, (wq, hq), interpolation=cv2.INTER_AREA)
+    got = _scatter_area(v, _area_taps(H, hq), _area_taps(W, wq), ys, xs, hq, wq)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6 * float(ref.max()))

@@ -91,6 +91,31 @@ def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out.reshape((rows * cols,) + img.shape[2:])[:n]
 
 
+def _area_taps(n_src: int, n_dst: int):
+    """Area-average weights along one axis, n_src pixels onto n_dst <= n_src cells (as
+    OpenCV's INTER_AREA): for each source pixel its first cell, the weight there, and the
+    weight in the next cell (0 when it lies in one cell only)."""
+    r = n_src / n_dst                                   # cell length in source pixels, >= 1
+    y = np.arange(n_src, dtype=np.float64)
+    j0 = np.minimum((y / r).astype(np.intp), n_dst - 1)
+    end0 = (j0 + 1) * r                                 # where the first cell ends
+    w0 = (np.minimum(y + 1.0, end0) - y) / r
+    w1 = np.where(j0 + 1 < n_dst, np.maximum(y + 1.0 - end0, 0.0) / r, 0.0)
+    return j0, w0, w1
+
+
+def _scatter_area(v, ty, tx, ys, xs, hq: int, wq: int) -> np.ndarray:
+    """The (hq, wq) area average of a map that is `v` at (ys, xs) and zero elsewhere
+    (`ty`, `tx`: :func:`_area_taps` of its two axes)."""
+    j0, wy0, wy1 = (t[ys] for t in ty)
+    i0, wx0, wx1 = (t[xs] for t in tx)
+    j1, i1 = np.minimum(j0 + 1, hq - 1), np.minimum(i0 + 1, wq - 1)
+    v = np.broadcast_to(np.asarray(v, np.float64), ys.shape)
+    idx = np.concatenate([j0 * wq + i0, j0 * wq + i1, j1 * wq + i0, j1 * wq + i1])
+    wts = np.concatenate([wy0 * wx0 * v, wy0 * wx1 * v, wy1 * wx0 * v, wy1 * wx1 * v])
+    return np.bincount(idx, wts, hq * wq).astype(np.float32).reshape(hq, wq)
+
+
 def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
     """Shift (px, + = the near side grows) for each near-side step pixel of `d`, or None.
 
@@ -125,31 +150,36 @@ def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
     shifts = np.arange(-S, S + 1)                       # candidate edge between offsets s and s + 1
     prof = np.stack([np.abs(at(s + 1) - at(s)).sum(-1) for s in shifts])
 
-    tmp = np.zeros((H, W), np.float32)
-
     def averager(sigma, groups=(np.arange(n),)):
         """Normalised Gaussian average over the step pixels, on a grid coarse enough for sigma."""
         q = max(1, int(sigma // 3))
         hq, wq = -(-H // q), -(-W // q)
+        if q == 1:
+            tmp = np.zeros((H, W), np.float32)
 
-        def smooth(a, g):
-            if q == 1:
-                return cv2.GaussianBlur(a, (0, 0), sigma)[ys[g], xs[g]]
-            a = cv2.GaussianBlur(cv2.resize(a, (wq, hq), interpolation=cv2.INTER_AREA), (0, 0), sigma / q)
-            return _sample(a, (xs[g] + 0.5) / q - 0.5, (ys[g] + 0.5) / q - 0.5)
+            def smooth(v, g):
+                tmp[ys[g], xs[g]] = v
+                r = cv2.GaussianBlur(tmp, (0, 0), sigma)[ys[g], xs[g]]
+                tmp[ys[g], xs[g]] = 0.0
+                return r
+        else:
+            # the step pixels are sparse: their area average onto the coarse grid (what
+            # INTER_AREA does to a map that is zero elsewhere) is scattered from them directly,
+            # instead of resizing a full-size map for every average (a 3:2 photo: 72 resizes
+            # of 1280x853, 118 ms)
+            ty, tx = _area_taps(H, hq), _area_taps(W, wq)
 
-        norms = []
-        for g in groups:
-            tmp[ys[g], xs[g]] = 1.0
-            norms.append(np.maximum(smooth(tmp, g), 1e-9))
-            tmp[ys[g], xs[g]] = 0.0
+            def smooth(v, g):
+                a = _scatter_area(v, ty, tx, ys[g], xs[g], hq, wq)
+                a = cv2.GaussianBlur(a, (0, 0), sigma / q)
+                return _sample(a, (xs[g] + 0.5) / q - 0.5, (ys[g] + 0.5) / q - 0.5)
+
+        norms = [np.maximum(smooth(np.float32(1.0), g), 1e-9) for g in groups]
 
         def avg(v):
             r = np.empty(n, np.float32)
             for g, norm in zip(groups, norms):
-                tmp[ys[g], xs[g]] = v[g]
-                r[g] = smooth(tmp, g) / norm
-                tmp[ys[g], xs[g]] = 0.0
+                r[g] = smooth(v[g], g) / norm
             return r
         return avg
 
