@@ -49,9 +49,18 @@ def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
     sw, sh = max(1, w // f), max(1, h // f)
     clipped_share = cv2.resize(core, (sw, sh), interpolation=cv2.INTER_AREA) if f > 1 else None
     np.bitwise_and(core, 1, out=core)                       # 0/1
-    n, labels, stats, cents = cv2.connectedComponentsWithStats(core, connectivity=8)
+    # the clipped pixels (row-major like np.nonzero, 4x faster) and their light sources; the
+    # sizes and centres from those pixels (OpenCV's statistics pass visits every pixel of
+    # the frame: 12 MP 38 ms, against 7 ms for the labels alone)
+    n, labels = cv2.connectedComponents(core, connectivity=8)
+    nz = cv2.findNonZero(core).reshape(-1, 2)
+    cy, cx = nz[:, 1].astype(np.intp), nz[:, 0].astype(np.intp)
+    lab = labels[cy, cx]
+    del labels
+    area = np.bincount(lab, minlength=n)
+    cents = np.stack([np.bincount(lab, cx, n), np.bincount(lab, cy, n)], axis=1) / np.maximum(area, 1)[:, None]
     max_area = max(MIN_MAX_AREA, MAX_AREA_FRACTION * h * w)
-    small = stats[:, cv2.CC_STAT_AREA] <= max_area
+    small = area <= max_area
     small[0] = False
     if not small.any():
         return None
@@ -72,17 +81,14 @@ def highlight_mask(lin: np.ndarray, gain: float = DEFAULT_GAIN):
     num = cv2.boxFilter(lum, -1, (k, k), normalize=False, borderType=cv2.BORDER_REFLECT)
     den = cv2.boxFilter(free, -1, (k, k), normalize=False, borderType=cv2.BORDER_REFLECT)
     surround = num / np.maximum(den, 1e-3)
-    cy = np.clip((cents[:, 1] / f).astype(int), 0, surround.shape[0] - 1)
-    cx = np.clip((cents[:, 0] / f).astype(int), 0, surround.shape[1] - 1)
-    mean_surround = surround[cy, cx]
+    sy = np.clip((cents[:, 1] / f).astype(int), 0, surround.shape[0] - 1)
+    sx = np.clip((cents[:, 0] / f).astype(int), 0, surround.shape[1] - 1)
+    mean_surround = surround[sy, sx]
     keep = small & (mean_surround < SURROUND_MAX)
     if not keep.any():
         return None
     comp_gain = np.where(keep, gain, 1.0).astype(np.float32)
     # sparse: the clipped pixels of the kept light sources and a 1-pixel rim around them
-    nz = cv2.findNonZero(core).reshape(-1, 2)              # row-major like np.nonzero, 4x faster
-    cy, cx = nz[:, 1].astype(np.intp), nz[:, 0].astype(np.intp)
-    lab = labels[cy, cx]
     sel = keep[lab]
     cy, cx, lab = cy[sel], cx[sel], lab[sel]
     idx, lab_px = _around(cy, cx, lab, comp_gain, 1, h, w)
