@@ -77,6 +77,20 @@ def _unit(nx: np.ndarray, ny: np.ndarray):
     return nx / nn, ny / nn
 
 
+def _values(a: np.ndarray) -> np.ndarray:
+    """The distinct values of `a`, sorted: ``np.unique(a)``, which in numpy 2 imports
+    ``numpy.ma`` on its first call (13 ms of every command: not in the command's path)."""
+    a = np.sort(a, axis=None)
+    return a[np.r_[True, a[1:] != a[:-1]]] if a.size else a
+
+
+def _median0(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=0)`` (which imports ``numpy.ma`` on its first call too)."""
+    a = np.sort(a, axis=0)
+    k = a.shape[0]
+    return a[k // 2] if k % 2 else (a[k // 2 - 1] + a[k // 2]) / 2
+
+
 def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Bilinear samples of `img` at the points (x, y) (edges replicated); shape (n,) + channels."""
     import cv2
@@ -202,7 +216,7 @@ def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
     band = np.zeros((n, 3), np.float32)
     near_c = np.zeros((n, 3), np.float32)
     far_c = np.zeros((n, 3), np.float32)
-    for s in np.unique(s_best[ok]):
+    for s in _values(s_best[ok]):
         j = ok & (s_best == s)
         rng = range(1, s + 1) if s > 0 else range(s + 1, 1)
         band[j] = np.mean([at(o)[j] for o in rng], 0)
@@ -224,7 +238,7 @@ def _shifts(d: np.ndarray, steps, img: np.ndarray, scale: float):
         # of a bar shifted sideways want opposite shifts)
         facing = np.round(np.arctan2(ny, nx) * (4 / np.pi)).astype(np.intp) % 8
         vote = averager(mode_sigma, [g for g in (np.nonzero(facing == b)[0] for b in range(8)) if len(g)])
-        vals = np.unique(sh)
+        vals = _values(sh)
         usual = vals[np.stack([vote((sh == v).astype(np.float32)) for v in vals]).argmax(0)]
         sh = np.where(np.abs(sh - usual) <= 1, sh, usual).astype(np.float32)
     sh = _together(sh, d, En, ys, xs, A, here, S, along, map_at, mid)
@@ -274,7 +288,7 @@ def _together(sh, d, En, ys, xs, A, here, S, along, map_at, mid):
     Gv, G0 = G[g_best, np.arange(n_g)], G[i0 - 1:i0 + 2].max(0)
     g_peak0 = (G[i0] >= G[i0 - 1]) & (G[i0] >= G[i0 + 1]) & (G[i0] >= KEEP * G.max(0))
     long = np.bincount(grp, minlength=n_g) >= 10 * along
-    summed = ((Gv > RATIO * G0) | ((Gv > G0) & ~g_peak0 & long & (Gv > RATIO * np.median(G, 0))))[grp]
+    summed = ((Gv > RATIO * G0) | ((Gv > G0) & ~g_peak0 & long & (Gv > RATIO * _median0(G))))[grp]
     v_g = np.where(summed & (agree_g < FILL), shifts[g_best][grp], v_g)
     by_level = ((agree_g >= FILL) | summed) & (v_g != 0)
     at_v = A[np.clip(v_g[:, None] + np.arange(-1, 2)[None], -S, S) + S, ar[:, None]].max(1)
@@ -296,7 +310,7 @@ def _together(sh, d, En, ys, xs, A, here, S, along, map_at, mid):
         grows = by_level[fill] & (pick > 0)
         good = grows & _thin(d, ys[fill], xs[fill], mid[fill])
         ok_sides = np.ones(len(fill), bool)
-        for s in np.unique(pick):
+        for s in _values(pick):
             q = pick == s
             inner, outer = min(0, s), max(0, s) + 1
             for o, want_near in ((inner - 1, True), (inner - 2, True), (outer + 1, False), (outer + 2, False)):
