@@ -401,3 +401,35 @@ def test_guided_upsample_behind_equals_the_full_graph_with_nothing_in_front(rng)
     small = {k: feeds[k] for k in ("image", "rho", "blur", "upsize", "crop")}   # rho, blur as planes
     np.testing.assert_allclose(behind.run(["linear"], small)[0], ref, atol=1e-6)
     assert {i.name for i in behind.get_inputs()} == set(small)
+
+
+def test_the_renderers_graphs_give_the_same_bits_without_onnxruntimes_optimizer(monkeypatch):
+    """On the CPU the project's graphs skip onnxruntime's graph optimizer (it cost a 12 MP
+    render more time than it saved); depth models keep it.  Rendering a scene that runs all
+    three graphs (focused in the middle: blur behind and in front, the full upsampling;
+    focused on the nearest: the short one; a light source) gives the same result either way."""
+    import onnxruntime as ort
+    from refocus.lens import render_linear
+    level = ort.GraphOptimizationLevel
+    assert runtime.graph_session("lens_blur", "cpu").get_session_options().graph_optimization_level == level.ORT_DISABLE_ALL
+    rng = np.random.default_rng(3)
+    img = rng.random((96, 128, 3)).astype(np.float32) * 0.8
+    img[20:23, 30:33] = 1.0                                   # a clipped light, far away
+    d = np.full((96, 128), 0.2, np.float32)
+    d[30:70, 40:90] = 0.6                                     # in focus
+    d[60:96, 80:128] = 0.95                                   # in front of the focus
+    focus = (0.6, 0.95)
+    out_plain = [render_linear(img.copy(), d.copy(), f, 20.0) for f in focus]
+    saved = dict(runtime._sessions)
+    runtime._sessions.clear()
+    real = runtime._session_options
+    monkeypatch.setattr(runtime, "_session_options", lambda arena=False, optimize=True: real(arena, True))
+    try:
+        assert runtime.graph_session("lens_blur", "cpu").get_session_options().graph_optimization_level == level.ORT_ENABLE_ALL
+        out_opt = [render_linear(img.copy(), d.copy(), f, 20.0) for f in focus]
+    finally:
+        runtime._sessions.clear()
+        runtime._sessions.update(saved)
+    for a, b in zip(out_plain, out_opt):
+        assert np.abs(a - img).max() > 0.05                    # it did blur
+        np.testing.assert_array_equal(a, b)
