@@ -482,7 +482,17 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
             "crop": np.array([y0 - ly0 * s, 0], np.int64),
         })
         last = y1 == H                      # then the arenas give their memory back
-        out[y0:y1] = graph.run(["linear"], feeds, runtime.shrink_after() if last else None)[0][0]
+        # the graph writes the strip straight into `out` (no copy of its result: 12 MP near
+        # 181 -> 155 ms); in place, those are the rows it has read, only by its first node
+        io = graph.io_binding()
+        for k, v in feeds.items():
+            io.bind_cpu_input(k, v)
+        dst = out[y0:y1]
+        io.bind_output("linear", "cpu", 0, np.float32, [1, y1 - y0, W, 3], dst.ctypes.data)
+        if last:
+            graph.run_with_iobinding(io, runtime.shrink_after())
+        else:
+            graph.run_with_iobinding(io)
     t5 = time.perf_counter()
     info.timings.update({"edges": te - t0, "prepare": t1 - te, "highlights": t2 - t1, "slices": t3 - t2,
                          "lens_graph": t4 - t3, "upsample_graph": t5 - t4})
