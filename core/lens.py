@@ -112,11 +112,13 @@ def _block_mean(a: np.ndarray, s: int) -> np.ndarray:
 
 
 def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS,
-                 boost=None, band_blocks: int = BAND_BLOCKS) -> np.ndarray:
+                 boost=None, band_blocks: int = BAND_BLOCKS, snap=None) -> np.ndarray:
     """Split an image into depth slices at working scale s.
 
-    img: (H, W, 3) float32 linear; rho: (h*s, w*s) CoC in working pixels, within [-R, R)
-    (edge-padded to whole blocks; img is padded the same way, band by band).  `boost`:
+    img: (H, W, 3) float32 linear; rho: CoC in working pixels, within [-R, R), (H, W) or
+    edge-padded to whole blocks (h*s, w*s); both are padded band by band.  `snap`: the
+    block weights of :func:`snap_plan` for `rho`: each band of rho is snapped to the slots
+    as it is sliced (what :func:`snap_to_slots` gives, without a full-size snapped copy).  `boost`:
     optional sparse highlight boost ``(ys, xs, factor)`` (:func:`highlights.boost_factors`)
     applied to the pixels as they are sliced.  Returns (2R+1, 5, h, w) float32 slots (see
     lens_blur.py): a pixel whose CoC lies between the integers k and k+1 belongs with matte
@@ -126,9 +128,11 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
     (boosted or padded copy, products) is ever made: memory stays bounded at any size.
     """
     import cv2
-    Hp, Wp = rho.shape
     H, W = img.shape[:2]
-    h, w = Hp // s, Wp // s
+    h, w = -(-H // s), -(-W // s)
+    Hp, Wp = h * s, w * s
+    if rho.shape not in ((H, W), (Hp, Wp)):
+        raise ValueError(f"rho of shape {rho.shape} for an image of {(H, W)} at scale {s}")
     out = np.zeros((2 * R + 1, 5, h, w), np.float32)
     if boost is not None:
         order = np.argsort(boost[0], kind="stable")
@@ -143,10 +147,16 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
             if i1 > i0:
                 band = band.copy()
                 band[boost[0][i0:i1] - y0, boost[1][i0:i1]] *= boost[2][i0:i1]
+        rb = rho[y0:min(y1, rho.shape[0])]
+        if snap is not None:
+            rb = _snap_band(rb, snap[y0 // s:y1 // s], s, R, np.empty_like(rb))
         pad_y, pad_x = y1 - y0 - band.shape[0], Wp - W
         if pad_y or pad_x:
             band = cv2.copyMakeBorder(np.ascontiguousarray(band), 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
-        _split_band(band, rho[y0:y1], s, R, out[:, :, y0 // s:y1 // s])
+        pad_y, pad_x = y1 - y0 - rb.shape[0], Wp - rb.shape[1]
+        if pad_y or pad_x:
+            rb = cv2.copyMakeBorder(np.ascontiguousarray(rb), 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
+        _split_band(band, rb, s, R, out[:, :, y0 // s:y1 // s])
 
     _in_bands(one_band, range(0, Hp, rows))          # bands write disjoint block rows
     return out
@@ -223,7 +233,7 @@ def _split_band(img: np.ndarray, rho: np.ndarray, s: int, R: int, out: np.ndarra
         out[ps, 4, py_, px_] += ones.astype(np.float32)
 
 
-def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS, in_place: bool = False):
+def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
     """Decide, pixel by pixel, between one slice and a blend of the two around its CoC.
 
     Sharing a pixel between the slices k and k+1 gives continuous blur on slanted surfaces,
@@ -235,19 +245,58 @@ def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS, in_place: bool
     is then the mean CoC of its members (`radii`), so a flat object at a fractional CoC is
     still blurred by exactly its own radius.
 
-    rho: (H, W) CoC in working pixels (H, W multiples of s).  Returns (rho', radii) where
-    radii[i] is the kernel radius of slot i (CoC i - R).  `in_place`: rho' is written into
-    rho (each band reads only its own rows once the block statistics are taken).
+    rho: (H, W) CoC in working pixels (edge-padded to whole blocks or not).  Returns (rho',
+    radii) where radii[i] is the kernel radius of slot i (CoC i - R).  The renderer does not
+    make rho': it gives :func:`snap_plan`'s weights to :func:`split_slices`, which snaps
+    each band as it slices it.
     """
+    weight, radii = snap_plan(rho, s, R)
+    out = np.empty_like(rho)
+    rows = BAND_BLOCKS * s
+
+    def one_band(y0):
+        _snap_band(rho[y0:y0 + rows], weight[y0 // s:(y0 + rows) // s], s, R, out[y0:y0 + rows])
+
+    _in_bands(one_band, range(0, rho.shape[0], rows))
+    return out, radii
+
+
+def _padded_block_mean(a: np.ndarray, s: int) -> np.ndarray:
+    """Means over the s x s blocks of `a` (H, W), as if it were edge-padded to whole blocks
+    (no padded copy of it: the last block row and column from small padded strips)."""
+    import cv2
+    H, W = a.shape
+    h, w = -(-H // s), -(-W // s)
+    if (H, W) == (h * s, w * s):
+        return cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
+    out = np.empty((h, w), np.float32)
+    hf, wf = H // s, W // s
+    if hf and wf:
+        out[:hf, :wf] = cv2.resize(a[:hf * s, :wf * s], (wf, hf), interpolation=cv2.INTER_AREA)
+    if wf < w:
+        strip = cv2.copyMakeBorder(np.ascontiguousarray(a[:, wf * s:]), 0, h * s - H, 0, w * s - W,
+                                   cv2.BORDER_REPLICATE)
+        out[:, wf] = cv2.resize(strip, (1, h), interpolation=cv2.INTER_AREA)[:, 0]
+    if hf < h:
+        strip = cv2.copyMakeBorder(np.ascontiguousarray(a[hf * s:]), 0, h * s - H, 0, w * s - W,
+                                   cv2.BORDER_REPLICATE)
+        out[hf] = cv2.resize(strip, (w, 1), interpolation=cv2.INTER_AREA)[0]
+    return out
+
+
+def snap_plan(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS):
+    """The block-level part of :func:`snap_to_slots`: (weight, radii), weight (h, w) the share
+    of its fractional CoC each block's pixels keep (0: rounded to a whole slot), radii the
+    kernel radius of each slot.  rho (H, W) is read as if edge-padded to whole blocks."""
     import cv2
     H, W = rho.shape
-    h, w = H // s, W // s
+    h, w = -(-H // s), -(-W // s)
     if s > 1:
         box = np.ones((s, s), np.uint8)      # anchor (0, 0): [::s, ::s] picks each block's extreme
         hi = cv2.dilate(rho, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::s, ::s]
         lo = cv2.erode(rho, box, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::s, ::s]
         jump = (hi - lo) > JUMP
-        rb = cv2.resize(rho, (w, h), interpolation=cv2.INTER_AREA)
+        rb = _padded_block_mean(rho, s)
     else:
         jump = np.zeros((h, w), bool)
         rb = rho
@@ -274,25 +323,27 @@ def snap_to_slots(rho: np.ndarray, s: int, R: int = RADIUS_SLOTS, in_place: bool
     total = np.bincount(k, np.where(weight < 0.5, rb, rounded).ravel().astype(np.float64), minlength=S)
     radii = np.arange(S, dtype=np.float64) - R
     radii[n > 0] = total[n > 0] / n[n > 0]
-    out = rho if in_place and _writeable_f32(rho) else np.empty_like(rho)
-    rows = BAND_BLOCKS * s
+    return weight, radii
 
-    def one_band(y0):
-        band = rho[y0:y0 + rows]
-        r = np.rint(band)
-        np.clip(r, -R, R - 1, out=r)
-        frac = np.subtract(band, r)
-        wb = weight[y0 // s:(y0 + rows) // s]             # block rows: each block's weight on its s x s pixels
-        frac *= cv2.resize(wb, (W, band.shape[0]), interpolation=cv2.INTER_NEAREST) if s > 1 else wb
-        # A CoC a thousandth of a working pixel off its slot is that slot: left fractional it
-        # would put a matte of ~1e-6 into the next slot, which then counts as occupied (on a
-        # subject in focus at a d_f a hair below its disparity, a whole "in front" slot and
-        # the 10-channel upsampling for nothing: 12 MP upsampling 1.37 -> 0.55 s).
-        np.putmask(frac, np.abs(frac) < MIN_SHARE, 0.0)
-        np.add(frac, r, out=out[y0:y0 + rows])
 
-    _in_bands(one_band, range(0, H, rows))
-    return out, radii
+def _snap_band(band: np.ndarray, wb: np.ndarray, s: int, R: int, out: np.ndarray) -> np.ndarray:
+    """The snapped CoC of a band of rows of rho that starts on a block row (`wb`: the weights
+    of its blocks, :func:`snap_plan`), written into `out` (may be `band` itself)."""
+    import cv2
+    r = np.rint(band)
+    np.clip(r, -R, R - 1, out=r)
+    frac = np.subtract(band, r)
+    if s > 1:                                # each block's weight on its s x s pixels
+        full = cv2.resize(wb, (wb.shape[1] * s, wb.shape[0] * s), interpolation=cv2.INTER_NEAREST)
+        frac *= full[:band.shape[0], :band.shape[1]]
+    else:
+        frac *= wb
+    # A CoC a thousandth of a working pixel off its slot is that slot: left fractional it
+    # would put a matte of ~1e-6 into the next slot, which then counts as occupied (on a
+    # subject in focus at a d_f a hair below its disparity, a whole "in front" slot and
+    # the 10-channel upsampling for nothing: 12 MP upsampling 1.37 -> 0.55 s).
+    np.putmask(frac, np.abs(frac) < MIN_SHARE, 0.0)
+    return np.add(frac, r, out=out)
 
 
 def compact_slots(slices: np.ndarray, occupied: np.ndarray | None = None) -> dict:
@@ -434,13 +485,10 @@ def render_linear(image: np.ndarray, disparity: np.ndarray, focus_disparity: flo
     found = _highlights.blurred_only(lights.result(), rho) if lights is not None else None
     info.highlight_pixels = 0 if found is None else int(found[0].size)
     t2 = time.perf_counter()
-    import cv2
-    pad_y, pad_x = h * s - H, w * s - W
-    rho_p = cv2.copyMakeBorder(rho, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE) if pad_y or pad_x else rho
-    # snapped in place when rho_p is a padded copy (rho itself guides the upsampling)
-    rho_p, radii = snap_to_slots(rho_p, s, R, in_place=rho_p is not rho)
-    slices = split_slices(image, rho_p, s, R, boost=found)
-    del rho_p
+    # rho is snapped band by band as it is sliced (no padded or snapped full-size copy: it
+    # guides the upsampling as it is)
+    weight, radii = snap_plan(rho, s, R)
+    slices = split_slices(image, rho, s, R, boost=found, snap=weight)
     t3 = time.perf_counter()
     occupied = slices[:, 3].reshape(slices.shape[0], -1).max(axis=1) > 0
     feeds = compact_slots(slices, occupied)

@@ -694,8 +694,7 @@ def test_clipped_lamp_colour_from_its_glow_where_red_is_still_clipped():
 def test_in_place_render_is_the_same_render_written_into_the_photo(rng, focus):
     """in_place (what `refocus render` does for a flattened output): the same numbers, the
     result in the photo's own buffer, the map's buffer used for the CoC; without it the
-    inputs are left alone.  A size that is no multiple of the working scale: the padded
-    CoC is snapped in place too."""
+    inputs are left alone.  A size that is no multiple of the working scale."""
     H, W = 61, 83
     img = rng.random((H, W, 3)).astype(np.float32)
     yy, xx = np.mgrid[:H, :W]
@@ -714,13 +713,21 @@ def test_in_place_render_is_the_same_render_written_into_the_photo(rng, focus):
     assert info.disparity is None
 
 
-def test_snap_to_slots_in_place_equals_the_copy(rng):
-    s = 4
-    rho = np.kron(rng.integers(-6, 6, (9, 12)), np.ones((s, s))).astype(np.float32)
-    rho[:8] += np.linspace(0, 3, rho.shape[1], dtype=np.float32)    # a slope: blended pixels
-    ref, radii = lens.snap_to_slots(rho, s)
-    work = rho.copy()
-    got, radii2 = lens.snap_to_slots(work, s, in_place=True)
-    assert got is work
+@pytest.mark.parametrize("H, W, s", [(61, 83, 4), (96, 128, 4), (150, 147, 7), (69, 27, 3)])
+def test_slicing_snaps_band_by_band_as_the_padded_snapped_map(rng, H, W, s):
+    """The renderer never makes a padded or a snapped full-size CoC: split_slices snaps each
+    band of the unpadded map with snap_plan's weights.  The slots must be those of the
+    snapped, edge-padded map, bit for bit (sizes that are and are not whole blocks)."""
+    R = lens.RADIUS_SLOTS
+    img = rng.random((H, W, 3)).astype(np.float32)
+    yy, xx = np.mgrid[:H, :W]
+    rho = np.where((xx - W / 2) ** 2 + (yy - H / 2) ** 2 < H * W / 60, 2.0,
+                   -1.5 + 1.0 * yy / H + 0.3 * xx / W).astype(np.float32)   # a disc over a slope
+    rho_p = np.pad(rho, ((0, -H % s), (0, -W % s)), mode="edge")
+    ref_rho, ref_radii = lens.snap_to_slots(rho_p, s)
+    ref = lens.split_slices(img, ref_rho, s, band_blocks=2)
+    weight, radii = lens.snap_plan(rho, s)
+    got = lens.split_slices(img, rho, s, band_blocks=2, snap=weight)
+    np.testing.assert_array_equal(radii, ref_radii)
     np.testing.assert_array_equal(got, ref)
-    np.testing.assert_array_equal(radii, radii2)
+    assert 0 < np.count_nonzero(weight) < weight.size          # blended and rounded blocks both
