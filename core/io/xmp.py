@@ -9,7 +9,6 @@ link to extended XMP.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import xml.etree.ElementTree as ET
 
@@ -143,6 +142,7 @@ def jpeg_xmp_segments(main: bytes, extended: bytes | None = None) -> bytes:
         raise ValueError(f"main XMP packet too large for a JPEG segment ({len(main)} bytes)")
     out = b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body
     if extended:
+        import hashlib                       # (not at import: 3.5 ms of every command)
         guid = hashlib.md5(extended).hexdigest().upper().encode("ascii")
         chunk = 65400
         for off in range(0, len(extended), chunk):
@@ -164,6 +164,7 @@ def gdepth_packets(depth_png: bytes, *, near: float, far: float, record: dict | 
     if image_jpeg:
         d.set(_q("GImage", "Data"), base64.b64encode(image_jpeg).decode("ascii"))
     extended = ET.tostring(ext_root, encoding="unicode").encode("utf-8")
+    import hashlib
     guid = hashlib.md5(extended).hexdigest().upper()
     extra = {("GDepth", "Format"): "RangeInverse", ("GDepth", "Near"): f"{near:.6g}",
              ("GDepth", "Far"): f"{far:.6g}", ("GDepth", "Mime"): "image/png",
