@@ -490,6 +490,46 @@ def test_strips_with_nothing_in_front_take_the_short_graph_with_the_same_result(
     assert np.abs(strips - whole).max() < 1e-6
 
 
+def test_columns_nothing_in_front_reaches_take_the_short_graph_with_the_same_result(rng, monkeypatch):
+    """A small object in front of the focus over part of the width: in its strip, the
+    columns its blur cannot reach run the 3-channel graph (tiles left and right of it), and
+    the picture is the one of the full graph over the whole strip."""
+    from refocus import runtime
+    H, W = 48, 320
+    img = rng.random((H, W, 3)).astype(np.float32)
+    # the background a little behind the focus (partly sharp: where the short and the full
+    # formula would part if a tile's margin were too narrow), the object in front
+    d = np.tile(np.linspace(0.17, 0.2, W, dtype=np.float32)[None, :], (H, 1))
+    d[10:30, 150:180] = 0.9
+    focus, K = 0.2, 50.0                                      # max CoC 35 px: working scale 1/3
+    assert lens.choose_scale(H, W, K * 0.7) == 3
+    runs = []
+    real = runtime.graph_session
+
+    def spy(name, device="auto"):
+        sess = real(name, device)
+
+        class Counted:
+            def run_with_iobinding(self, io, *options):
+                runs.append(name)
+                return sess.run_with_iobinding(io, *options)
+
+            def __getattr__(self, a):
+                return getattr(sess, a)
+        return Counted()
+    monkeypatch.setattr(runtime, "graph_session", spy)
+    monkeypatch.setattr(lens, "COLUMN_TILE_MIN", 2.0)          # never split: the reference
+    whole = render(img, d, focus, K)
+    assert [r for r in runs if r.startswith("guided")] == ["guided_upsample"]
+    runs.clear()
+    monkeypatch.setattr(lens, "COLUMN_TILE_MIN", 0.125)
+    tiled = render(img, d, focus, K)
+    assert [r for r in runs if r.startswith("guided")] == \
+        ["guided_upsample_behind", "guided_upsample", "guided_upsample_behind"]
+    assert np.abs(tiled - whole).max() < 1e-5
+    assert np.abs(tiled - img)[:, 150:180].max() > 0.05       # the object was blurred
+
+
 # -- the trivial paths ---------------------------------------------------------------------
 
 def test_no_blur_returns_the_input_clipped(rng):
