@@ -57,6 +57,22 @@ class GraphBuilder:
                                            name=self._fresh("n_" + op_type.lower()), **attrs))
         return out
 
+    def if_(self, cond: str, then_fn, else_fn) -> str:
+        """An ``If`` node: ``then_fn()`` / ``else_fn()`` build each branch's nodes (they may
+        use any value of the enclosing graph) and return the one tensor it yields."""
+        branches = []
+        for fn in (then_fn, else_fn):
+            outer, self.nodes = self.nodes, []
+            try:
+                res = fn()
+                res = self.op("Identity", [res])          # a branch output of its own
+                body = self.nodes
+            finally:
+                self.nodes = outer
+            branches.append(helper.make_graph(body, self._fresh("branch"), [],
+                                              [helper.make_tensor_value_info(res, TensorProto.FLOAT, None)]))
+        return self.op("If", [cond], then_branch=branches[0], else_branch=branches[1])
+
     # -- small helpers --------------------------------------------------------
     def channels(self, x: str, start: int, stop: int) -> str:
         return self.op("Slice", [x, self.i64(start), self.i64(stop), self.i64(1)])

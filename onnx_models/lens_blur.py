@@ -106,18 +106,29 @@ def build():
     # one batched pull-push fills every slot present at once (slots are the batch dimension)
     filled = _fill(g, g.channels(slices, 0, 4), known)
 
-    def slot_layer(i):
-        return g.op("Gather", [filled, g.op("Slice", [slot_index, g.i64(i), g.i64(i + 1), g.i64(0)])], axis=0)
+    def row(i):
+        return g.op("Slice", [slot_index, g.i64(i), g.i64(i + 1), g.i64(0)])
 
-    back = None
-    for i in range(R):                       # behind the focal plane, far to near
-        back = _over(g, _blur(g, slot_layer(i), kernels[i]), back)
-    if back is None:                         # pragma: no cover - R >= 1 always
-        raise AssertionError
+    def slot_layer(i):
+        return g.op("Gather", [filled, row(i)], axis=0)
+
+    # An empty slot (its row is the zero row, the last) leaves the composite as it is: its
+    # gather, padding, 1x1 convolution and "over" are skipped by an If (12 MP portrait, 2 of
+    # 24 slots occupied: the graph's run 97 -> 78 ms).  Composites start from the zero row
+    # (over(top, 0) = top exactly).
+    zero_row = g.op("Sub", [g.op("Slice", [g.op("Shape", [slices]), g.i64(0), g.i64(1), g.i64(0)]), g.i64(1)])
+    zero = g.op("Gather", [filled, zero_row], axis=0)
+
+    def composite(slots, below):
+        for i in slots:                      # far to near
+            occupied = g.op("Less", [row(i), zero_row])
+            below = g.if_(occupied, lambda i=i, below=below: _over(g, _blur(g, slot_layer(i), kernels[i]), below),
+                          lambda below=below: below)
+        return below
+
+    back = composite(range(R), zero)         # behind the focal plane
     backf = _over(g, slot_layer(R), back)    # in-focus slot, unblurred
-    front = None
-    for i in range(R + 1, S):                # in front of the focal plane, far to near
-        front = _over(g, _blur(g, slot_layer(i), kernels[i]), front)
+    front = composite(range(R + 1, S), zero) # in front of the focal plane
 
     g.output(_unpremultiply(g, back), "back", [1, 3, "h", "w"])
     g.output(_unpremultiply(g, backf), "backf", [1, 3, "h", "w"])
