@@ -687,8 +687,12 @@ def test_slicing_equals_a_pixel_by_pixel_reference(rng, s):
             ref[k[y, x] + 1, :3, y // s, x // s] += t[y, x] * img[y, x]
             ref[k[y, x] + 1, 3, y // s, x // s] += t[y, x]
     ref /= s * s
-    got = lens.split_slices(img, rho, s, band_blocks=3)
+    occupied = np.ones(2 * R + 1, bool)
+    got = lens.split_slices(img, rho, s, band_blocks=3, occupied=occupied)
     np.testing.assert_allclose(got, ref, atol=2e-6, rtol=0)
+    # the slots it says hold something: from the slots written, as all of them would say
+    np.testing.assert_array_equal(occupied, ref[:, 3].reshape(2 * R + 1, -1).max(axis=1) > 0)
+    assert 1 < occupied.sum() < 2 * R + 1
     assert (got[R - 3, 3, -3:, :5] == 1.0).all() and got[R - 2, 3, -3:, :5].max() == 0.0   # one slot only
 
 
