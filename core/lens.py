@@ -354,6 +354,9 @@ def _snap_band(band: np.ndarray, wb: np.ndarray, s: int, R: int, out: np.ndarray
     """The snapped CoC of a band of rows of rho that starts on a block row (`wb`: the weights
     of its blocks, :func:`snap_plan`), written into `out` (may be `band` itself)."""
     import cv2
+    if not wb.any():                         # every block rounded to a whole slot
+        np.rint(band, out=out)
+        return np.clip(out, -R, R - 1, out=out)
     r = np.rint(band)
     np.clip(r, -R, R - 1, out=r)
     frac = np.subtract(band, r)

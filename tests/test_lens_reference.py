@@ -775,3 +775,23 @@ def test_slicing_snaps_band_by_band_as_the_padded_snapped_map(rng, H, W, s):
     np.testing.assert_array_equal(radii, ref_radii)
     np.testing.assert_array_equal(got, ref)
     assert 0 < np.count_nonzero(weight) < weight.size          # blended and rounded blocks both
+
+
+@pytest.mark.parametrize("s", [1, 3])
+def test_snapped_coc_is_the_rounded_slot_plus_the_kept_share_of_its_fraction(rng, s):
+    """snap_to_slots: rho' = r + w (rho - r) with r the nearest slot (within [-R, R - 1]), w
+    its block's weight, and shares under MIN_SHARE dropped; a band whose blocks are all
+    rounded (w = 0) takes a shortcut that must give the same numbers."""
+    R, B = lens.RADIUS_SLOTS, lens.BAND_BLOCKS
+    h, w = 2 * B, 30
+    H, W = h * s, w * s
+    yy, xx = np.mgrid[:H, :W]
+    rho = (-3.0 + 6.0 * xx / W + 0.2 * yy / H).astype(np.float32)         # a slope: blends ...
+    rho[: (B + 8) * s] = R - 1e-3                          # ... under a flat area, rounded into range
+    weight, _ = lens.snap_plan(rho, s)
+    assert weight[:B].max() == 0.0 and weight.max() > 0.5          # band 0 all rounded
+    r = np.clip(np.rint(rho), -R, R - 1)
+    frac = (rho - r) * np.kron(weight, np.ones((s, s), np.float32))
+    frac[np.abs(frac) < lens.MIN_SHARE] = 0.0
+    got, _ = lens.snap_to_slots(rho, s)
+    np.testing.assert_array_equal(got, r + frac)
