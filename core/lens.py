@@ -136,7 +136,7 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
     Hp, Wp = h * s, w * s
     if rho.shape not in ((H, W), (Hp, Wp)):
         raise ValueError(f"rho of shape {rho.shape} for an image of {(H, W)} at scale {s}")
-    out = _lazy_zeros((2 * R + 1, 5, h, w))
+    out = np.zeros((2 * R + 1, 5, h, w), np.float32)
     written = np.zeros(2 * R + 1, bool)
     if boost is not None:
         order = np.argsort(boost[0], kind="stable")
@@ -152,15 +152,18 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
                 band = band.copy()
                 band[boost[0][i0:i1] - y0, boost[1][i0:i1]] *= boost[2][i0:i1]
         rb = rho[y0:min(y1, rho.shape[0])]
+        integral = False
         if snap is not None:
-            rb = _snap_band(rb, snap[y0 // s:y1 // s], s, R, np.empty_like(rb))
+            wb = snap[y0 // s:y1 // s]
+            rb = _snap_band(rb, wb, s, R, np.empty_like(rb))
+            integral = not wb.any()                  # every block rounded to a whole slot
         pad_y, pad_x = y1 - y0 - band.shape[0], Wp - W
         if pad_y or pad_x:
             band = cv2.copyMakeBorder(np.ascontiguousarray(band), 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
         pad_y, pad_x = y1 - y0 - rb.shape[0], Wp - rb.shape[1]
         if pad_y or pad_x:
             rb = cv2.copyMakeBorder(np.ascontiguousarray(rb), 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
-        written[_split_band(band, rb, s, R, out[:, :, y0 // s:y1 // s])] = True
+        written[_split_band(band, rb, s, R, out[:, :, y0 // s:y1 // s], integral)] = True
 
     _in_bands(one_band, range(0, Hp, rows))          # bands write disjoint block rows
     if occupied is not None:                         # a slot nothing was written to is empty
@@ -168,16 +171,6 @@ def split_slices(img: np.ndarray, rho: np.ndarray, s: int, R: int = RADIUS_SLOTS
         rows_w = np.flatnonzero(written)
         occupied[rows_w] = out[rows_w, 3].reshape(rows_w.size, -1).max(axis=1) > 0
     return out
-
-
-def _lazy_zeros(shape) -> np.ndarray:
-    """A float32 array of zeros whose memory is only touched where it is written: an anonymous
-    mapping.  The slots of a 12 MP render are 123 MB, of which a portrait writes a few; from
-    the heap all of it was zeroed (16 ms) and, without a free block that large, faulted in.
-    (Slicing and compacting, warm in one process: 122 -> 118 ms.)"""
-    import mmap
-    n = int(np.prod(shape))
-    return np.frombuffer(mmap.mmap(-1, max(4 * n, 1)), np.float32, count=n).reshape(shape)
 
 
 def _in_bands(work, starts) -> None:
@@ -194,18 +187,25 @@ def _in_bands(work, starts) -> None:
             work(y0)
 
 
-def _split_band(img: np.ndarray, rho: np.ndarray, s: int, R: int, out: np.ndarray) -> np.ndarray:
+def _split_band(img: np.ndarray, rho: np.ndarray, s: int, R: int, out: np.ndarray,
+                integral: bool = False) -> np.ndarray:
     """split_slices for one band of block rows: img (Hb, Wb, 3), rho (Hb, Wb), both multiples
-    of s; adds into out (2R+1, 5, Hb/s, Wb/s).  Returns which slots it wrote (bool, 2R+1)."""
-    k0 = np.floor(rho).astype(np.int16)
-    t = (rho - k0).astype(np.float32)
+    of s; adds into out (2R+1, 5, Hb/s, Wb/s).  Returns which slots it wrote (bool, 2R+1).
+    `integral`: rho holds whole slots only (floor(rho) = rho, no blend: t = 0), so the
+    position between slots is not computed."""
     # block statistics of the fast path (all pixels of a block floor to the same slot)
     mean_I = _block_mean(img, s)
-    mean_t = _block_mean(t, s)
-    shared = bool(mean_t.any())          # t >= 0: all zero (no blended pixel in the band) or not
+    if integral:
+        k0 = t = mean_t = None
+        shared = False
+    else:
+        k0 = np.floor(rho).astype(np.int16)
+        t = (rho - k0).astype(np.float32)
+        mean_t = _block_mean(t, s)
+        shared = bool(mean_t.any())      # t >= 0: all zero (no blended pixel in the band) or not
     mean_tI = _block_mean(img * t[..., None], s) if shared else None
     if s == 1:
-        kmin = kmax = k0
+        kmin = kmax = rho.astype(np.int16) if integral else k0
     else:
         import cv2
         box = np.ones((s, s), np.uint8)      # anchor (0, 0): [::s, ::s] picks each block's extreme
@@ -235,8 +235,8 @@ def _split_band(img: np.ndarray, rho: np.ndarray, s: int, R: int, out: np.ndarra
         py = (ym[:, None] * s + oy[None, :]).ravel()
         px = (xm[:, None] * s + ox[None, :]).ravel()
         cell = np.repeat(np.arange(M), s * s)
-        klo = k0[py, px].astype(np.intp) + R
-        tt = t[py, px]
+        klo = (rho[py, px] if integral else k0[py, px]).astype(np.intp) + R
+        tt = np.zeros(py.size, np.float32) if integral else t[py, px]
         inv = 1.0 / (s * s)
         # only the (slot, cell) pairs that occur: a mixed block touches a few of the 2R+1
         # slots, and writing all of them costs more than the sums
