@@ -73,7 +73,7 @@ def encode_srgb8(lin: np.ndarray) -> np.ndarray:
         if finite:
             return out.reshape(lin.shape)
     t = np.clip(lin, 0.0, 1.0).astype(np.float32, copy=False)
-    t = t * scale
+    t = np.nan_to_num(t, nan=0.0) * scale                      # NaN: black, on every platform
     t += np.float32(0.5)
     return LINEAR16_TO_SRGB8[t.astype(np.uint16)]
 

@@ -164,6 +164,23 @@ def test_srgb8_round_trip_is_exact():
     np.testing.assert_array_equal(color.encode_srgb8(color.decode_srgb(img)), img)
 
 
+def test_srgb8_encoding_of_a_large_image_in_bands_and_with_a_bad_value():
+    """Large images are encoded in row bands on several threads, each band checked for
+    values that are not finite first: the bands give the one-pass result, and a NaN or an
+    infinity anywhere falls back to the clipping path for the whole image."""
+    rng = np.random.default_rng(5)
+    v = rng.integers(0, 256, (700, 600, 3), dtype=np.uint8)     # over 2**20 values: threads
+    lin = color.decode_srgb(v)
+    np.testing.assert_array_equal(color.encode_srgb8(lin), v)
+    bad = lin.copy()
+    bad[699, 599, 2], bad[3, 3, 0] = np.nan, np.inf
+    out = color.encode_srgb8(bad)
+    assert out[3, 3, 0] == 255 and out[699, 599, 2] == 0       # +inf: white; NaN: black
+    keep = np.ones(v.shape, bool)
+    keep[699, 599, 2] = keep[3, 3, 0] = False
+    np.testing.assert_array_equal(out[keep], v[keep])
+
+
 def test_srgb16_round_trip_is_exact():
     v = np.arange(65536, dtype=np.uint16)
     np.testing.assert_array_equal(color.encode_srgb16(color.decode_srgb(v)), v)
