@@ -453,16 +453,9 @@ def test_strips_give_the_same_result_as_one_pass(rng, monkeypatch, K):
         assert np.abs(strips - whole).max() < 1e-6, (info.scale, rows)
 
 
-def test_strips_with_nothing_in_front_take_the_short_graph_with_the_same_result(rng, monkeypatch):
-    """Focus on the background with a small object in front: the strips its blur does not reach
-    run the 3-channel graph; the picture is the one-pass (full graph) picture."""
+def _count_graph_runs(monkeypatch) -> list:
+    """The names of the project's graphs, one per run, as the renderer runs them."""
     from refocus import runtime
-    H, W = 240, 120
-    img = rng.random((H, W, 3)).astype(np.float32)
-    d = np.tile(np.linspace(0.2, 0.4, H, dtype=np.float32)[:, None], (1, W))   # sloped background ...
-    d[120:] = 0.4                                              # ... then in focus around the object
-    d[160:180, 40:80] = 0.9                                    # the object in front: its blur covers
-    whole = render(img, d, 0.4, 20.0)                      # one strip: the object is in it
     runs = []
     real = runtime.graph_session
 
@@ -482,6 +475,19 @@ def test_strips_with_nothing_in_front_take_the_short_graph_with_the_same_result(
                 return getattr(sess, a)
         return Counted()
     monkeypatch.setattr(runtime, "graph_session", spy)
+    return runs
+
+
+def test_strips_with_nothing_in_front_take_the_short_graph_with_the_same_result(rng, monkeypatch):
+    """Focus on the background with a small object in front: the strips its blur does not reach
+    run the 3-channel graph; the picture is the one-pass (full graph) picture."""
+    H, W = 240, 120
+    img = rng.random((H, W, 3)).astype(np.float32)
+    d = np.tile(np.linspace(0.2, 0.4, H, dtype=np.float32)[:, None], (1, W))   # sloped background ...
+    d[120:] = 0.4                                              # ... then in focus around the object
+    d[160:180, 40:80] = 0.9                                    # the object in front: its blur covers
+    whole = render(img, d, 0.4, 20.0)                      # one strip: the object is in it
+    runs = _count_graph_runs(monkeypatch)
     monkeypatch.setattr(lens, "STRIP_PIXELS", W * 20)
     strips = render(img, d, 0.4, 20.0)
     ups = [r for r in runs if r.startswith("guided")]
@@ -494,7 +500,6 @@ def test_columns_nothing_in_front_reaches_take_the_short_graph_with_the_same_res
     """A small object in front of the focus over part of the width: in its strip, the
     columns its blur cannot reach run the 3-channel graph (tiles left and right of it), and
     the picture is the one of the full graph over the whole strip."""
-    from refocus import runtime
     H, W = 48, 320
     img = rng.random((H, W, 3)).astype(np.float32)
     # the background a little behind the focus (partly sharp: where the short and the full
@@ -503,21 +508,7 @@ def test_columns_nothing_in_front_reaches_take_the_short_graph_with_the_same_res
     d[10:30, 150:180] = 0.9
     focus, K = 0.2, 50.0                                      # max CoC 35 px: working scale 1/3
     assert lens.choose_scale(H, W, K * 0.7) == 3
-    runs = []
-    real = runtime.graph_session
-
-    def spy(name, device="auto"):
-        sess = real(name, device)
-
-        class Counted:
-            def run_with_iobinding(self, io, *options):
-                runs.append(name)
-                return sess.run_with_iobinding(io, *options)
-
-            def __getattr__(self, a):
-                return getattr(sess, a)
-        return Counted()
-    monkeypatch.setattr(runtime, "graph_session", spy)
+    runs = _count_graph_runs(monkeypatch)
     monkeypatch.setattr(lens, "COLUMN_TILE_MIN", 2.0)          # never split: the reference
     whole = render(img, d, focus, K)
     assert [r for r in runs if r.startswith("guided")] == ["guided_upsample"]
